@@ -1,0 +1,48 @@
+//! The whole exchange of protocol.md §8 between the two state machines.
+
+mod common;
+
+use common::*;
+use pqescape_message::agent::{resume_escape, verify_escape};
+use pqescape_message::error::{Error, Rejection};
+use pqescape_message::orchestrator::{respond, seal_escape};
+
+#[test]
+fn escape_ack_response_finished_yield_the_same_context_on_both_sides() {
+    let mut rng = Drbg::new("handshake");
+    let psk = psk();
+    let escape = seal_escape(&order(1), &psk, &mut rng).unwrap();
+    assert_eq!(escape.len(), 120, "compact profile size");
+
+    let verified = verify_escape(&escape, &view(&[(1, &psk)], 0), &policy(), None, NOW).unwrap();
+    assert_eq!(verified.sequence(), 1);
+    let (agent, ack) = verified.acknowledge(&mut rng).unwrap();
+    let (pending, response) = respond(&escape, &ack, &psk, Some(&signer()), &mut rng).unwrap();
+    let (finished, agent_ctx) = agent.complete(&response, &policy()).unwrap();
+    let orch_ctx = pending.finish(&finished).unwrap();
+
+    assert_eq!(agent_ctx.next_psk(), orch_ctx.next_psk());
+    assert_eq!(agent_ctx.channel_binding(), orch_ctx.channel_binding());
+    assert_eq!(agent_ctx.next_key_id, 2);
+    assert_ne!(agent_ctx.next_psk(), &psk);
+}
+
+#[test]
+fn a_replayed_escape_is_refused_and_a_resumed_one_is_not() {
+    let mut rng = Drbg::new("replay");
+    let psk = psk();
+    let escape = seal_escape(&order(7), &psk, &mut rng).unwrap();
+    let keys = [(1, &psk)];
+    let replay = verify_escape(&escape, &view(&keys, 7), &policy(), None, NOW);
+    assert_eq!(replay.unwrap_err(), Error::Rejected(Rejection::Replay));
+    assert!(resume_escape(&escape, &view(&keys, 7), &policy(), None, NOW).is_ok());
+}
+
+#[test]
+fn an_escape_under_another_psk_fails_integrity_opaquely() {
+    let mut rng = Drbg::new("forgery");
+    let escape = seal_escape(&order(1), &psk(), &mut rng).unwrap();
+    let other = pqescape_message::secret::SecretKey::from_bytes([1; 32]);
+    let err = verify_escape(&escape, &view(&[(1, &other)], 0), &policy(), None, NOW);
+    assert_eq!(err.unwrap_err(), Error::Integrity);
+}
