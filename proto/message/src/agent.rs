@@ -76,9 +76,7 @@ pub struct VerifiedEscape {
 
 impl core::fmt::Debug for VerifiedEscape {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("VerifiedEscape")
-            .field("escape", &self.escape)
-            .finish_non_exhaustive()
+        f.debug_struct("VerifiedEscape").field("escape", &self.escape).finish_non_exhaustive()
     }
 }
 
@@ -124,34 +122,19 @@ fn verify(
     let base = select_key(&escape, view, policy)?;
 
     // Authenticity: one opaque failure whatever went wrong.
-    let keys = EscapeKeys::derive(
-        base,
-        escape.consumer,
-        escape.key_id,
-        escape.flags.key_mode(),
-    );
+    let keys = EscapeKeys::derive(base, escape.consumer, escape.key_id, escape.flags.key_mode());
     let (covered, tag) = split_tag(bytes);
     verify_mac(&keys.escape_mac, &[covered], tag)?;
 
     // Only an authentic message may be judged for freshness and policy.
-    check_window(
-        escape.issued_at,
-        escape.not_after,
-        now,
-        policy.clock_skew_secs,
-    )?;
+    check_window(escape.issued_at, escape.not_after, now, policy.clock_skew_secs)?;
     check_sequence(escape.sequence, view.last_sequence, rule)?;
     if escape.suite < view.current_suite {
         return Err(Rejection::Downgrade.into());
     }
     check_manifest(&escape, policy, manifest)?;
     let directives = open_directives(&escape, bytes, &keys)?;
-    Ok(VerifiedEscape {
-        escape,
-        raw: bytes.to_vec(),
-        directives,
-        keys,
-    })
+    Ok(VerifiedEscape { escape, raw: bytes.to_vec(), directives, keys })
 }
 
 /// Picks the base key the escape names: a held PSK, or the TLS exporter value if allowed.
@@ -164,9 +147,7 @@ fn select_key<'a>(
         KeyMode::TlsExporter if !policy.allow_exporter_mode => {
             Err(Rejection::ExporterModeRefused.into())
         }
-        KeyMode::TlsExporter => view
-            .tls_exporter
-            .ok_or(Rejection::ExporterModeRefused.into()),
+        KeyMode::TlsExporter => view.tls_exporter.ok_or(Rejection::ExporterModeRefused.into()),
         KeyMode::DedicatedPsk => view
             .psks
             .iter()
@@ -192,11 +173,7 @@ fn check_manifest(
                 && m.manifest().campaign == escape.campaign
                 && m.manifest().suite == escape.suite
                 && m.manifest().drill == escape.flags.drill;
-            if same {
-                Ok(())
-            } else {
-                Err(Rejection::ManifestMismatch.into())
-            }
+            if same { Ok(()) } else { Err(Rejection::ManifestMismatch.into()) }
         }
     }
 }
@@ -209,13 +186,8 @@ fn open_directives(escape: &Escape, bytes: &[u8], keys: &EscapeKeys) -> Result<V
     let aad = bytes.get(..escape.aad_len()).ok_or(Error::Integrity)?;
     let cipher = ChaCha20Poly1305::new(keys.escape_enc.expose().into());
     let nonce = directives_nonce(&escape.nonce);
-    let payload = Payload {
-        msg: &escape.directives,
-        aad,
-    };
-    cipher
-        .decrypt(&nonce.into(), payload)
-        .map_err(|_| Error::Integrity)
+    let payload = Payload { msg: &escape.directives, aad };
+    cipher.decrypt(&nonce.into(), payload).map_err(|_| Error::Integrity)
 }
 
 /// The AEAD nonce: the first 12 bytes of the escape nonce.
@@ -277,11 +249,7 @@ impl VerifiedEscape {
         let tag = mac(&self.keys.ack_mac, &[w.so_far()]);
         w.bytes(&tag);
         let ack_raw = w.finish();
-        let state = AgentHandshake {
-            escape: self,
-            ack: ack_raw.clone(),
-            shares,
-        };
+        let state = AgentHandshake { escape: self, ack: ack_raw.clone(), shares };
         Ok((state, ack_raw))
     }
 }
@@ -314,10 +282,7 @@ impl AgentHandshake {
         check_signature(&response, bytes, escape_raw, &self.ack, policy)?;
 
         // Key exchange, then the orchestrator's key confirmation over the transcript.
-        let peer = PublicShares {
-            x25519: response.x25519,
-            kem: response.kem_ct,
-        };
+        let peer = PublicShares { x25519: response.x25519, kem: response.kem_ct };
         let shared = self.shares.finish(&peer)?;
         let keys = &self.escape.keys;
         let hs = HandshakeSecret::extract(&keys.context_salt, &shared.kem, &shared.x25519);
@@ -347,10 +312,7 @@ fn check_signature(
             false => Ok(()),
         };
     };
-    let key = policy
-        .orchestrator_key
-        .as_ref()
-        .ok_or(Rejection::UntrustedSigner)?;
+    let key = policy.orchestrator_key.as_ref().ok_or(Rejection::UntrustedSigner)?;
     let signed = bytes.get(..response.signed_len()).ok_or(Error::Integrity)?;
     key.verify(&hash(&[escape, ack, signed]), context::HANDSHAKE, sig)
 }

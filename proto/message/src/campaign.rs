@@ -35,7 +35,7 @@ pub fn sign_manifest(order: &ManifestOrder<'_>, key: &OrchestratorSigningKey) ->
     if !order.suite.is_post_quantum() {
         return Err(Misuse::ClassicalSuite.into());
     }
-    let window = order.not_after.checked_sub(order.issued_at).unwrap_or(0);
+    let window = order.not_after.saturating_sub(order.issued_at);
     if window == 0 || window > MAX_VALIDITY_SECS {
         return Err(Misuse::InvalidWindow.into());
     }
@@ -94,13 +94,8 @@ pub fn verify_manifest(
         return Err(Rejection::UntrustedSigner.into());
     }
     let signed_len = bytes.len().checked_sub(manifest.signature.len());
-    let signed = signed_len
-        .and_then(|n| bytes.get(..n))
-        .ok_or(Malformed::Truncated)?;
+    let signed = signed_len.and_then(|n| bytes.get(..n)).ok_or(Malformed::Truncated)?;
     pinned.verify(signed, context::MANIFEST, &manifest.signature)?;
     check_window(manifest.issued_at, manifest.not_after, now, clock_skew_secs)?;
-    Ok(VerifiedManifest {
-        manifest,
-        digest: manifest_digest(bytes),
-    })
+    Ok(VerifiedManifest { manifest, digest: manifest_digest(bytes) })
 }

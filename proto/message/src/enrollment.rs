@@ -42,11 +42,7 @@ impl EnrollmentToken {
     ) -> Self {
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
-        Self {
-            id,
-            secret: SecretKey::random(rng),
-            pin: orchestrator.fingerprint(),
-        }
+        Self { id, secret: SecretKey::random(rng), pin: orchestrator.fingerprint() }
     }
 
     /// What the orchestrator stores instead of the secret: SHA-256 of label and secret.
@@ -67,10 +63,7 @@ impl EnrollmentToken {
 
     /// Parses the text form of [`EnrollmentToken::reveal`].
     pub fn parse(text: &str) -> Result<Self> {
-        let rest = text
-            .trim()
-            .strip_prefix(TOKEN_PREFIX)
-            .ok_or(Malformed::InvalidToken)?;
+        let rest = text.trim().strip_prefix(TOKEN_PREFIX).ok_or(Malformed::InvalidToken)?;
         let mut parts = rest.split('.');
         let (Some(id), Some(secret), Some(pin), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -87,9 +80,7 @@ impl EnrollmentToken {
 
 impl fmt::Debug for EnrollmentToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnrollmentToken")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("EnrollmentToken").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -98,10 +89,10 @@ fn token_verifier(secret: &SecretKey) -> [u8; 32] {
 }
 
 fn push_hex(s: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        for nibble in [b >> 4, b & 0x0f] {
+            s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
     }
 }
 
@@ -112,12 +103,11 @@ fn from_hex<const N: usize>(text: &str) -> Result<[u8; N]> {
     }
     let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let hi = char::from(pair[0])
-            .to_digit(16)
-            .ok_or(Malformed::InvalidToken)?;
-        let lo = char::from(pair[1])
-            .to_digit(16)
-            .ok_or(Malformed::InvalidToken)?;
+        let digit = |d: &u8| char::from(*d).to_digit(16).ok_or(Malformed::InvalidToken);
+        let (hi, lo) = match pair {
+            [hi, lo] => (digit(hi)?, digit(lo)?),
+            _ => return Err(Malformed::InvalidToken.into()),
+        };
         *byte = u8::try_from(hi * 16 + lo).map_err(|_| Malformed::InvalidToken)?;
     }
     Ok(out)
@@ -179,22 +169,10 @@ impl AgentEnrollment {
         rng: &mut R,
     ) -> Result<(Self, Vec<u8>)> {
         let (shares, public) = kem::initiate(suite, rng)?;
-        let hello = EnrollHello {
-            token_id: token.id,
-            suite,
-            x25519: public.x25519,
-            kem_ek: public.kem,
-        };
+        let hello =
+            EnrollHello { token_id: token.id, suite, x25519: public.x25519, kem_ek: public.kem };
         let hello = hello.encode()?;
-        Ok((
-            Self {
-                token,
-                hello: hello.clone(),
-                shares,
-                suite,
-            },
-            hello,
-        ))
+        Ok((Self { token, hello: hello.clone(), shares, suite }, hello))
     }
 
     /// Checks the accept against the pinned key; returns the confirm to send, the
@@ -210,24 +188,13 @@ impl AgentEnrollment {
         }
         let signed_len = bytes.len().saturating_sub(accept.signature.len());
         let signed = bytes.get(..signed_len).ok_or(Malformed::Truncated)?;
-        key.verify(
-            &hash(&[&self.hello, signed]),
-            context::ENROLL,
-            &accept.signature,
-        )?;
+        key.verify(&hash(&[&self.hello, signed]), context::ENROLL, &accept.signature)?;
 
-        let peer = PublicShares {
-            x25519: accept.x25519,
-            kem: accept.kem_ct,
-        };
+        let peer = PublicShares { x25519: accept.x25519, kem: accept.kem_ct };
         let shared = self.shares.finish(&peer)?;
         let keys = enroll_keys(&shared, &hash(&[&self.hello, bytes]));
         let sealed = seal_token(&keys.seal, accept.consumer, &self.token.secret)?;
-        let confirm = EnrollConfirm {
-            consumer: accept.consumer,
-            sealed_token: sealed,
-        }
-        .encode();
+        let confirm = EnrollConfirm { consumer: accept.consumer, sealed_token: sealed }.encode();
         let enrolled = Enrolled {
             consumer: accept.consumer,
             key_id: accept.key_id,
@@ -241,13 +208,8 @@ impl AgentEnrollment {
 fn seal_token(key: &SecretKey, consumer: ConsumerId, secret: &SecretKey) -> Result<[u8; 48]> {
     let cipher = ChaCha20Poly1305::new(key.expose().into());
     let aad = EnrollConfirm::aad(consumer);
-    let payload = Payload {
-        msg: secret.expose(),
-        aad: &aad,
-    };
-    let sealed = cipher
-        .encrypt(&[0u8; 12].into(), payload)
-        .map_err(|_| Error::Integrity)?;
+    let payload = Payload { msg: secret.expose(), aad: &aad };
+    let sealed = cipher.encrypt(&[0u8; 12].into(), payload).map_err(|_| Error::Integrity)?;
     sealed.try_into().map_err(|_| Error::Integrity)
 }
 
@@ -269,10 +231,7 @@ pub fn accept_enrollment<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<(OrchestratorEnrollment, Vec<u8>)> {
     let hello = EnrollHello::decode(hello_bytes)?;
-    let peer = PublicShares {
-        x25519: hello.x25519,
-        kem: hello.kem_ek,
-    };
+    let peer = PublicShares { x25519: hello.x25519, kem: hello.kem_ek };
     let (ours, shared) = kem::respond(hello.suite, &peer, rng)?;
     let accept = EnrollAccept {
         consumer,
@@ -288,12 +247,7 @@ pub fn accept_enrollment<R: CryptoRng + ?Sized>(
     w.bytes(&sig);
     let accept_bytes = w.finish();
     let keys = enroll_keys(&shared, &hash(&[hello_bytes, &accept_bytes]));
-    let state = OrchestratorEnrollment {
-        consumer,
-        key_id,
-        suite: hello.suite,
-        keys,
-    };
+    let state = OrchestratorEnrollment { consumer, key_id, suite: hello.suite, keys };
     Ok((state, accept_bytes))
 }
 
@@ -306,13 +260,8 @@ impl OrchestratorEnrollment {
         }
         let cipher = ChaCha20Poly1305::new(self.keys.seal.expose().into());
         let aad = EnrollConfirm::aad(self.consumer);
-        let payload = Payload {
-            msg: &confirm.sealed_token,
-            aad: &aad,
-        };
-        let opened = cipher
-            .decrypt(&[0u8; 12].into(), payload)
-            .map_err(|_| Error::Integrity)?;
+        let payload = Payload { msg: &confirm.sealed_token, aad: &aad };
+        let opened = cipher.decrypt(&[0u8; 12].into(), payload).map_err(|_| Error::Integrity)?;
         let secret: [u8; 32] = opened.try_into().map_err(|_| Error::Integrity)?;
         let secret = SecretKey::from_bytes(secret);
         if !tags_equal(&token_verifier(&secret), stored_verifier) {

@@ -57,15 +57,9 @@ mod tests {
     fn window_edges_honour_the_skew() {
         let (t0, t1, skew) = (1_000, 2_000, 60);
         assert_eq!(check_window(t0, t1, t0 - 60, skew), Ok(()));
-        assert_eq!(
-            check_window(t0, t1, t0 - 61, skew),
-            Err(Rejection::NotYetValid.into())
-        );
+        assert_eq!(check_window(t0, t1, t0 - 61, skew), Err(Rejection::NotYetValid.into()));
         assert_eq!(check_window(t0, t1, t1 + 60, skew), Ok(()));
-        assert_eq!(
-            check_window(t0, t1, t1 + 61, skew),
-            Err(Rejection::Expired.into())
-        );
+        assert_eq!(check_window(t0, t1, t1 + 61, skew), Err(Rejection::Expired.into()));
     }
 
     #[test]
@@ -73,30 +67,18 @@ mod tests {
         let bad = Err(Error::Rejected(Rejection::BadValidityWindow));
         assert_eq!(check_window(5, 5, 5, 0), bad);
         assert_eq!(check_window(0, MAX_VALIDITY_SECS + 1, 1, 0), bad);
-        assert_eq!(
-            check_window(u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX),
-            Ok(())
-        );
+        assert_eq!(check_window(u64::MAX - 1, u64::MAX, u64::MAX, u64::MAX), Ok(()));
     }
 
     #[test]
     fn sequences_must_rise_but_not_leap() {
         assert_eq!(check_sequence(1, 0, SequenceRule::Fresh), Ok(()));
-        assert_eq!(
-            check_sequence(5, 5, SequenceRule::Fresh),
-            Err(Rejection::Replay.into())
-        );
-        assert_eq!(
-            check_sequence(4, 5, SequenceRule::Fresh),
-            Err(Rejection::Replay.into())
-        );
+        assert_eq!(check_sequence(5, 5, SequenceRule::Fresh), Err(Rejection::Replay.into()));
+        assert_eq!(check_sequence(4, 5, SequenceRule::Fresh), Err(Rejection::Replay.into()));
         let far = 5 + MAX_SEQUENCE_GAP + 1;
         let refused = Err(Rejection::SequenceTooFarAhead.into());
         assert_eq!(check_sequence(far, 5, SequenceRule::Fresh), refused);
         assert_eq!(check_sequence(5, 5, SequenceRule::Resume), Ok(()));
-        assert_eq!(
-            check_sequence(6, 5, SequenceRule::Resume),
-            Err(Rejection::Replay.into())
-        );
+        assert_eq!(check_sequence(6, 5, SequenceRule::Resume), Err(Rejection::Replay.into()));
     }
 }

@@ -76,13 +76,7 @@ pub(crate) fn initiate<R: CryptoRng + ?Sized>(
         }
         Suite::Classical => return Err(Misuse::ClassicalSuite.into()),
     };
-    Ok((
-        InitiatorShares { x25519, kem },
-        PublicShares {
-            x25519: x_pub,
-            kem: ek,
-        },
-    ))
+    Ok((InitiatorShares { x25519, kem }, PublicShares { x25519: x_pub, kem: ek }))
 }
 
 /// The responder's side: encapsulates to the initiator's key and answers its X25519 share.
@@ -97,16 +91,7 @@ pub(crate) fn respond<R: CryptoRng + ?Sized>(
     let x25519 = EphemeralSecret::random_from_rng(rng);
     let x_pub = PublicKey::from(&x25519).to_bytes();
     let ss_x = x25519_secret(x25519, peer.x25519)?;
-    Ok((
-        PublicShares {
-            x25519: x_pub,
-            kem: ct,
-        },
-        SharedSecrets {
-            kem: ss_kem,
-            x25519: ss_x,
-        },
-    ))
+    Ok((PublicShares { x25519: x_pub, kem: ct }, SharedSecrets { kem: ss_kem, x25519: ss_x }))
 }
 
 fn encapsulate<R: CryptoRng + ?Sized>(
@@ -138,20 +123,11 @@ impl InitiatorShares {
     pub(crate) fn finish(self, peer: &PublicShares) -> Result<SharedSecrets> {
         let bad_ct = || Malformed::FieldLength("ciphertext");
         let ss_kem: [u8; 32] = match &self.kem {
-            KemSecret::K768(dk) => dk
-                .decapsulate_slice(&peer.kem)
-                .map_err(|_| bad_ct())?
-                .into(),
-            KemSecret::K1024(dk) => dk
-                .decapsulate_slice(&peer.kem)
-                .map_err(|_| bad_ct())?
-                .into(),
+            KemSecret::K768(dk) => dk.decapsulate_slice(&peer.kem).map_err(|_| bad_ct())?.into(),
+            KemSecret::K1024(dk) => dk.decapsulate_slice(&peer.kem).map_err(|_| bad_ct())?.into(),
         };
         let ss_x = x25519_secret(self.x25519, peer.x25519)?;
-        Ok(SharedSecrets {
-            kem: SecretKey::from_bytes(ss_kem),
-            x25519: ss_x,
-        })
+        Ok(SharedSecrets { kem: SecretKey::from_bytes(ss_kem), x25519: ss_x })
     }
 }
 

@@ -77,7 +77,7 @@ fn check_order(order: &EscapeOrder<'_>) -> Result<()> {
     if !order.suite.is_post_quantum() {
         return Err(Misuse::ClassicalSuite.into());
     }
-    let window = order.not_after.checked_sub(order.issued_at).unwrap_or(0);
+    let window = order.not_after.saturating_sub(order.issued_at);
     if window == 0 || window > MAX_VALIDITY_SECS {
         return Err(Misuse::InvalidWindow.into());
     }
@@ -120,10 +120,7 @@ fn seal_directives(
         return Ok(order.directives.to_vec());
     }
     let cipher = ChaCha20Poly1305::new(keys.escape_enc.expose().into());
-    let payload = Payload {
-        msg: order.directives,
-        aad,
-    };
+    let payload = Payload { msg: order.directives, aad };
     cipher
         .encrypt(&directives_nonce(nonce).into(), payload)
         .map_err(|_| Error::Misuse(Misuse::FieldTooLong("directives")))
@@ -147,39 +144,22 @@ pub fn respond<R: CryptoRng + ?Sized>(
     let (covered, tag) = split_tag(ack_bytes);
     verify_mac(&keys.ack_mac, &[covered], tag)?;
 
-    let peer = PublicShares {
-        x25519: ack.x25519,
-        kem: ack.kem_ek,
-    };
+    let peer = PublicShares { x25519: ack.x25519, kem: ack.kem_ek };
     let (ours, shared) = kem::respond(sent.suite, &peer, rng)?;
     let hs = HandshakeSecret::extract(&keys.context_salt, &shared.kem, &shared.x25519);
-    let response = build_response(
-        &ack.exchange,
-        sent.suite,
-        ours,
-        &hs,
-        escape,
-        ack_bytes,
-        signer,
-    )?;
+    let response = build_response(&ack.exchange, sent.suite, ours, &hs, escape, ack_bytes, signer)?;
 
     let th_full = hash(&[escape, ack_bytes, &response]);
     let context = new_context(&sent, ack.exchange, &hs, &th_full)?;
-    let pending = PendingContext {
-        client_finished_key: hs.client_finished_key(),
-        th_full,
-        context,
-    };
+    let pending =
+        PendingContext { client_finished_key: hs.client_finished_key(), th_full, context };
     Ok((pending, response))
 }
 
 /// The ack must name exactly the escape it answers (§6.2).
 fn check_ack_binding(sent: &Escape, ack: &Ack, escape: &[u8]) -> Result<()> {
-    let expected = Exchange {
-        consumer: sent.consumer,
-        campaign: sent.campaign,
-        sequence: sent.sequence,
-    };
+    let expected =
+        Exchange { consumer: sent.consumer, campaign: sent.campaign, sequence: sent.sequence };
     if ack.exchange.consumer != sent.consumer {
         return Err(Rejection::WrongConsumer.into());
     }
@@ -236,9 +216,7 @@ pub struct PendingContext {
 
 impl core::fmt::Debug for PendingContext {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PendingContext")
-            .field("context", &self.context)
-            .finish_non_exhaustive()
+        f.debug_struct("PendingContext").field("context", &self.context).finish_non_exhaustive()
     }
 }
 

@@ -170,15 +170,9 @@ pub fn export(secret: &SecretKey, label: &str, context: &[u8], out: &mut [u8]) -
         return Err(Misuse::ExporterLength.into());
     }
     let hk = Hkdf::<Sha256>::from_prk(secret.expose()).map_err(|_| Misuse::ExporterLength)?;
-    let parts: [&[u8]; 5] = [
-        EXPORTER_PREFIX,
-        &[label_len],
-        label.as_bytes(),
-        &ctx_len.to_be_bytes(),
-        context,
-    ];
-    hk.expand_multi_info(&parts, out)
-        .map_err(|_| Error::Misuse(Misuse::ExporterLength))
+    let parts: [&[u8]; 5] =
+        [EXPORTER_PREFIX, &[label_len], label.as_bytes(), &ctx_len.to_be_bytes(), context];
+    hk.expand_multi_info(&parts, out).map_err(|_| Error::Misuse(Misuse::ExporterLength))
 }
 
 /// HMAC-SHA-256 over the concatenation of `parts`.
@@ -194,11 +188,7 @@ pub fn mac(key: &SecretKey, parts: &[&[u8]]) -> [u8; 32] {
 
 /// Checks an HMAC tag in constant time; the only failure is the opaque [`Error::Integrity`].
 pub fn verify_mac(key: &SecretKey, parts: &[&[u8]], tag: &[u8]) -> Result<()> {
-    if tags_equal(&mac(key, parts), tag) {
-        Ok(())
-    } else {
-        Err(Error::Integrity)
-    }
+    if tags_equal(&mac(key, parts), tag) { Ok(()) } else { Err(Error::Integrity) }
 }
 
 /// SHA-256 over the concatenation of `parts`: transcript hashes and digests.
@@ -222,12 +212,7 @@ mod tests {
             1,
             KeyMode::DedicatedPsk,
         );
-        let all = [
-            &keys.escape_mac,
-            &keys.escape_enc,
-            &keys.ack_mac,
-            &keys.status_mac,
-        ];
+        let all = [&keys.escape_mac, &keys.escape_enc, &keys.ack_mac, &keys.status_mac];
         for (i, a) in all.iter().enumerate() {
             for b in all.iter().skip(i + 1) {
                 assert_ne!(a, b);

@@ -60,14 +60,8 @@ mod tests {
 
     #[test]
     fn equality_is_by_value() {
-        assert_eq!(
-            SecretKey::from_bytes([1; 32]),
-            SecretKey::from_bytes([1; 32])
-        );
-        assert_ne!(
-            SecretKey::from_bytes([1; 32]),
-            SecretKey::from_bytes([2; 32])
-        );
+        assert_eq!(SecretKey::from_bytes([1; 32]), SecretKey::from_bytes([1; 32]));
+        assert_ne!(SecretKey::from_bytes([1; 32]), SecretKey::from_bytes([2; 32]));
         assert!(!tags_equal(&[1, 2], &[1, 2, 3]));
     }
 }

@@ -43,9 +43,7 @@ impl OrchestratorSigningKey {
 
     /// Rebuilds the key from its seed (as stored encrypted by the orchestrator).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_seed(&(*seed).into()),
-        }
+        Self { key: SigningKey::from_seed(&(*seed).into()) }
     }
 
     /// The seed, for encrypted storage. Never log it.
@@ -56,10 +54,7 @@ impl OrchestratorSigningKey {
     /// The public half, as agents pin it.
     pub fn verifying_key(&self) -> OrchestratorVerifyingKey {
         let vk = self.key.expanded_key().verifying_key();
-        OrchestratorVerifyingKey {
-            bytes: vk.to_bytes().to_vec(),
-            key: vk,
-        }
+        OrchestratorVerifyingKey { bytes: vk.to_bytes().to_vec(), key: vk }
     }
 
     /// Signs `message` under a purpose `context` (deterministic ML-DSA, FIPS 204 §5.2).
@@ -90,10 +85,7 @@ impl OrchestratorVerifyingKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let enc = bytes.try_into().map_err(|_| Malformed::InvalidPublicKey)?;
         let key = VerifyingKey::<MlDsa65>::decode(enc);
-        Ok(Self {
-            bytes: bytes.to_vec(),
-            key,
-        })
+        Ok(Self { bytes: bytes.to_vec(), key })
     }
 
     /// The encoded key.

@@ -93,13 +93,9 @@ impl Suite {
 
     /// Parses [`Suite::name`].
     pub fn from_name(s: &str) -> Option<Self> {
-        [
-            Suite::Classical,
-            Suite::X25519MlKem768,
-            Suite::X25519MlKem1024,
-        ]
-        .into_iter()
-        .find(|suite| suite.name() == s)
+        [Suite::Classical, Suite::X25519MlKem768, Suite::X25519MlKem1024]
+            .into_iter()
+            .find(|suite| suite.name() == s)
     }
 
     /// Whether this suite is post-quantum.

@@ -1,5 +1,7 @@
 //! The whole exchange of protocol.md §8 between the two state machines.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 mod common;
 
 use common::*;

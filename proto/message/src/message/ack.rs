@@ -39,15 +39,7 @@ impl Ack {
         let kem_ek = r.take(encapsulation_key_len(suite))?.to_vec();
         let mac = r.array()?;
         r.finish()?;
-        Ok(Self {
-            exchange,
-            key_id,
-            suite,
-            escape_digest,
-            x25519,
-            kem_ek,
-            mac,
-        })
+        Ok(Self { exchange, key_id, suite, escape_digest, x25519, kem_ek, mac })
     }
 
     /// Writes everything but the MAC; the caller reserves and appends it.
@@ -56,9 +48,7 @@ impl Ack {
             return Err(Malformed::InvalidPublicKey.into());
         }
         self.exchange.write(w);
-        w.u32(self.key_id)
-            .u8(self.suite as u8)
-            .bytes(&self.escape_digest);
+        w.u32(self.key_id).u8(self.suite as u8).bytes(&self.escape_digest);
         w.bytes(&self.x25519).bytes(&self.kem_ek);
         Ok(())
     }

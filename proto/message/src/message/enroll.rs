@@ -31,12 +31,7 @@ impl EnrollHello {
         let x25519 = r.array()?;
         let kem_ek = r.take(encapsulation_key_len(suite))?.to_vec();
         r.finish()?;
-        Ok(Self {
-            token_id,
-            suite,
-            x25519,
-            kem_ek,
-        })
+        Ok(Self { token_id, suite, x25519, kem_ek })
     }
 
     /// Encodes the hello.
@@ -45,10 +40,7 @@ impl EnrollHello {
             return Err(Malformed::InvalidPublicKey.into());
         }
         let mut w = Writer::new(MessageType::EnrollHello, 16 + 1 + 32 + self.kem_ek.len());
-        w.bytes(&self.token_id)
-            .u8(self.suite as u8)
-            .bytes(&self.x25519)
-            .bytes(&self.kem_ek);
+        w.bytes(&self.token_id).u8(self.suite as u8).bytes(&self.x25519).bytes(&self.kem_ek);
         Ok(w.finish())
     }
 }
@@ -84,15 +76,7 @@ impl EnrollAccept {
         let orchestrator_key = r.take(VERIFYING_KEY_LEN)?.to_vec();
         let signature = r.take(SIGNATURE_LEN)?.to_vec();
         r.finish()?;
-        Ok(Self {
-            consumer,
-            key_id,
-            suite,
-            x25519,
-            kem_ct,
-            orchestrator_key,
-            signature,
-        })
+        Ok(Self { consumer, key_id, suite, x25519, kem_ct, orchestrator_key, signature })
     }
 
     /// Writes everything the signature covers (after the hello).
@@ -104,12 +88,8 @@ impl EnrollAccept {
         }
         let body = 16 + 4 + 1 + 32 + self.kem_ct.len() + VERIFYING_KEY_LEN + SIGNATURE_LEN;
         let mut w = Writer::new(MessageType::EnrollAccept, body);
-        w.bytes(&self.consumer.0)
-            .u32(self.key_id)
-            .u8(self.suite as u8);
-        w.bytes(&self.x25519)
-            .bytes(&self.kem_ct)
-            .bytes(&self.orchestrator_key);
+        w.bytes(&self.consumer.0).u32(self.key_id).u8(self.suite as u8);
+        w.bytes(&self.x25519).bytes(&self.kem_ct).bytes(&self.orchestrator_key);
         w.reserve_trailer(SIGNATURE_LEN);
         Ok(w)
     }
@@ -141,10 +121,7 @@ impl EnrollConfirm {
         let consumer = ConsumerId(r.array()?);
         let sealed_token = r.array()?;
         r.finish()?;
-        Ok(Self {
-            consumer,
-            sealed_token,
-        })
+        Ok(Self { consumer, sealed_token })
     }
 
     /// Bytes the AEAD authenticates: header and consumer id.

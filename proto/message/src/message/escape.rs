@@ -55,11 +55,7 @@ impl EscapeFlags {
 
     /// The key mode these flags select.
     pub fn key_mode(self) -> KeyMode {
-        if self.exporter_mode {
-            KeyMode::TlsExporter
-        } else {
-            KeyMode::DedicatedPsk
-        }
+        if self.exporter_mode { KeyMode::TlsExporter } else { KeyMode::DedicatedPsk }
     }
 }
 
@@ -104,11 +100,7 @@ impl Escape {
         let campaign = CampaignId(r.array()?);
         let (sequence, issued_at, not_after) = (r.u64()?, r.u64()?, r.u64()?);
         let nonce = r.array()?;
-        let manifest_digest = if flags.manifest_bound {
-            Some(r.array()?)
-        } else {
-            None
-        };
+        let manifest_digest = if flags.manifest_bound { Some(r.array()?) } else { None };
         let range = if flags.encrypted {
             AEAD_TAG_LEN..=MAX_DIRECTIVES_LEN + AEAD_TAG_LEN
         } else {
@@ -135,14 +127,9 @@ impl Escape {
 
     /// Writes every field before the directives, and `directives_len`.
     pub(crate) fn write_head(&self, w: &mut Writer, directives_len: usize) -> Result<()> {
-        w.u8(self.flags.to_byte())
-            .u8(self.suite as u8)
-            .u32(self.key_id);
+        w.u8(self.flags.to_byte()).u8(self.suite as u8).u32(self.key_id);
         w.bytes(&self.consumer.0).bytes(&self.campaign.0);
-        w.u64(self.sequence)
-            .u64(self.issued_at)
-            .u64(self.not_after)
-            .bytes(&self.nonce);
+        w.u64(self.sequence).u64(self.issued_at).u64(self.not_after).bytes(&self.nonce);
         if let Some(d) = &self.manifest_digest {
             w.bytes(d);
         }
@@ -171,10 +158,6 @@ impl Escape {
     }
 
     fn digest_len(&self) -> usize {
-        if self.manifest_digest.is_some() {
-            32
-        } else {
-            0
-        }
+        if self.manifest_digest.is_some() { 32 } else { 0 }
     }
 }

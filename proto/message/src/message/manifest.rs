@@ -49,16 +49,7 @@ impl CampaignManifest {
         let signature = r.take(SIGNATURE_LEN)?.to_vec();
         r.finish()?;
         let drill = flags & FLAG_DRILL != 0;
-        Ok(Self {
-            campaign,
-            suite,
-            drill,
-            issued_at,
-            not_after,
-            signer,
-            selector,
-            signature,
-        })
+        Ok(Self { campaign, suite, drill, issued_at, not_after, signer, selector, signature })
     }
 
     /// Writes everything the signature covers.
@@ -67,9 +58,7 @@ impl CampaignManifest {
         let mut w = Writer::new(MessageType::CampaignManifest, body);
         w.bytes(&self.campaign.0).u8(self.suite as u8);
         w.u8(if self.drill { FLAG_DRILL } else { 0 });
-        w.u64(self.issued_at)
-            .u64(self.not_after)
-            .bytes(&self.signer);
+        w.u64(self.issued_at).u64(self.not_after).bytes(&self.signer);
         w.vec16("selector", self.selector.as_bytes(), MAX_SELECTOR_LEN)?;
         w.reserve_trailer(SIGNATURE_LEN);
         Ok(w)

@@ -49,9 +49,7 @@ impl Exchange {
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
-        w.bytes(&self.consumer.0)
-            .bytes(&self.campaign.0)
-            .u64(self.sequence);
+        w.bytes(&self.consumer.0).bytes(&self.campaign.0).u64(self.sequence);
     }
 }
 

@@ -41,14 +41,7 @@ impl HandshakeResponse {
         };
         let confirm = r.array()?;
         r.finish()?;
-        Ok(Self {
-            exchange,
-            suite,
-            x25519,
-            kem_ct,
-            signature,
-            confirm,
-        })
+        Ok(Self { exchange, suite, x25519, kem_ct, signature, confirm })
     }
 
     /// Writes the fields up to and including the signature length: what is signed.
@@ -57,9 +50,7 @@ impl HandshakeResponse {
             return Err(Malformed::FieldLength("ciphertext").into());
         }
         self.exchange.write(w);
-        w.u8(self.suite as u8)
-            .bytes(&self.x25519)
-            .bytes(&self.kem_ct);
+        w.u8(self.suite as u8).bytes(&self.x25519).bytes(&self.kem_ct);
         w.u16(if signed { SIGNATURE_LEN as u16 } else { 0 });
         Ok(())
     }
@@ -76,11 +67,7 @@ impl HandshakeResponse {
     }
 
     pub(crate) fn body_len(&self) -> usize {
-        let sig = if self.signature.is_some() {
-            SIGNATURE_LEN
-        } else {
-            0
-        };
+        let sig = if self.signature.is_some() { SIGNATURE_LEN } else { 0 };
         EXCHANGE_LEN + 1 + X25519_LEN + self.kem_ct.len() + 2 + sig + TAG_LEN
     }
 

@@ -70,25 +70,14 @@ impl StatusReport {
         let detail = String::from_utf8(detail.to_vec()).map_err(|_| Malformed::InvalidUtf8)?;
         let mac = r.array()?;
         r.finish()?;
-        Ok(Self {
-            exchange,
-            key_id,
-            status,
-            reason,
-            reported_at,
-            detail,
-            mac,
-        })
+        Ok(Self { exchange, key_id, status, reason, reported_at, detail, mac })
     }
 
     pub(crate) fn writer(&self) -> Result<Writer> {
         let body = EXCHANGE_LEN + 4 + 1 + 2 + 8 + 2 + self.detail.len() + TAG_LEN;
         let mut w = Writer::new(MessageType::StatusReport, body);
         self.exchange.write(&mut w);
-        w.u32(self.key_id)
-            .u8(self.status as u8)
-            .u16(self.reason)
-            .u64(self.reported_at);
+        w.u32(self.key_id).u8(self.status as u8).u16(self.reason).u64(self.reported_at);
         w.vec16("detail", self.detail.as_bytes(), MAX_DETAIL_LEN)?;
         w.reserve_trailer(TAG_LEN);
         Ok(w)

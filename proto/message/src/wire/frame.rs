@@ -75,28 +75,23 @@ impl MessageType {
 /// are left alone: they belong to the next one.
 pub fn peek_frame(bytes: &[u8]) -> Result<(MessageType, usize)> {
     check_prefix(bytes)?;
-    let (Some(&version), Some(&ty), Some(len)) = (bytes.get(4), bytes.get(5), bytes.get(6..8))
+    let (Some(&version), Some(&ty), Some(&hi), Some(&lo)) =
+        (bytes.get(4), bytes.get(5), bytes.get(6), bytes.get(7))
     else {
-        return Err(Error::Incomplete {
-            needed: HEADER_LEN - bytes.len(),
-        });
+        return Err(Error::Incomplete { needed: HEADER_LEN - bytes.len() });
     };
     if version != VERSION {
         return Err(Malformed::UnsupportedVersion(version).into());
     }
-    let ty = MessageType::from_u8(ty).ok_or(Malformed::UnexpectedType {
-        expected: 0,
-        found: ty,
-    })?;
-    let body_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let ty =
+        MessageType::from_u8(ty).ok_or(Malformed::UnexpectedType { expected: 0, found: ty })?;
+    let body_len = usize::from(u16::from_be_bytes([hi, lo]));
     if body_len > ty.max_body_len() {
         return Err(Malformed::TooLong.into());
     }
     let total = HEADER_LEN + body_len;
     if bytes.len() < total {
-        return Err(Error::Incomplete {
-            needed: total - bytes.len(),
-        });
+        return Err(Error::Incomplete { needed: total - bytes.len() });
     }
     Ok((ty, total))
 }
@@ -106,11 +101,7 @@ pub(crate) fn open_frame(bytes: &[u8], expected: MessageType) -> Result<&[u8]> {
     let (ty, total) = peek_frame(bytes)?;
     if ty != expected {
         let found = ty as u8;
-        return Err(Malformed::UnexpectedType {
-            expected: expected as u8,
-            found,
-        }
-        .into());
+        return Err(Malformed::UnexpectedType { expected: expected as u8, found }.into());
     }
     if bytes.len() > total {
         return Err(Malformed::TrailingBytes.into());
@@ -145,10 +136,7 @@ mod tests {
         let f = frame(0x04, &[0; 72]);
         for cut in 0..f.len() {
             let err = peek_frame(&f[..cut]).unwrap_err();
-            assert!(
-                matches!(err, Error::Incomplete { needed } if needed > 0),
-                "cut {cut}"
-            );
+            assert!(matches!(err, Error::Incomplete { needed } if needed > 0), "cut {cut}");
         }
         assert_eq!(peek_frame(&f), Ok((MessageType::Finished, 80)));
     }
@@ -169,15 +157,9 @@ mod tests {
     #[test]
     fn open_frame_rejects_trailing_bytes_and_other_types() {
         let mut f = frame(0x04, &[0; 72]);
-        assert_eq!(
-            open_frame(&f, MessageType::Escape).unwrap_err().kind(),
-            "malformed"
-        );
+        assert_eq!(open_frame(&f, MessageType::Escape).unwrap_err().kind(), "malformed");
         f.push(0);
-        assert_eq!(
-            open_frame(&f, MessageType::Finished),
-            Err(Malformed::TrailingBytes.into())
-        );
+        assert_eq!(open_frame(&f, MessageType::Finished), Err(Malformed::TrailingBytes.into()));
     }
 
     #[test]

@@ -59,11 +59,7 @@ impl<'a> Reader<'a> {
 
     /// Succeeds only when every byte of the body has been read.
     pub(crate) fn finish(self) -> Result<()> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(Malformed::TrailingBytes.into())
-        }
+        if self.rest.is_empty() { Ok(()) } else { Err(Malformed::TrailingBytes.into()) }
     }
 }
 
@@ -83,10 +79,7 @@ mod tests {
     #[test]
     fn length_prefixed_field_is_bounded() {
         let mut r = Reader::new(&[0, 3, 1, 2, 3]);
-        assert_eq!(
-            r.vec16("f", 0..=2),
-            Err(Error::Malformed(Malformed::FieldLength("f")))
-        );
+        assert_eq!(r.vec16("f", 0..=2), Err(Error::Malformed(Malformed::FieldLength("f"))));
         let mut r = Reader::new(&[0, 2, 1, 2, 3]);
         assert_eq!(r.vec16("f", 0..=2), Ok(&[1u8, 2][..]));
         assert_eq!(r.finish(), Err(Error::Malformed(Malformed::TrailingBytes)));

@@ -1,5 +1,5 @@
 //! Shared test fixtures: a reproducible DRBG and a ready-made consumer.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use pqescape_message::agent::{AgentPolicy, ConsumerView};
 use pqescape_message::orchestrator::EscapeOrder;
@@ -22,12 +22,7 @@ pub struct Drbg {
 impl Drbg {
     pub fn new(label: &str) -> Self {
         let seed = Sha256::digest(label.as_bytes()).into();
-        Self {
-            seed,
-            counter: 0,
-            buffer: Vec::new(),
-            draws: Vec::new(),
-        }
+        Self { seed, counter: 0, buffer: Vec::new(), draws: Vec::new() }
     }
 
     fn refill(&mut self) {
@@ -109,8 +104,5 @@ pub fn view<'a>(psks: &'a [(u32, &'a SecretKey)], last_sequence: u64) -> Consume
 }
 
 pub fn policy() -> AgentPolicy {
-    AgentPolicy {
-        orchestrator_key: Some(signer().verifying_key()),
-        ..AgentPolicy::default()
-    }
+    AgentPolicy { orchestrator_key: Some(signer().verifying_key()), ..AgentPolicy::default() }
 }
