@@ -16,7 +16,7 @@ use pqescape_message::enrollment::{AgentEnrollment, EnrollmentToken, accept_enro
 use pqescape_message::message::{Exchange, Status};
 use pqescape_message::orchestrator::{EscapeOrder, respond, seal_escape};
 use pqescape_message::report::seal_status;
-use pqescape_message::schedule::{EscapeKeys, HandshakeSecret, export};
+use pqescape_message::schedule::{EscapeKeys, HandshakeSecret, export, hash};
 use pqescape_message::secret::SecretKey;
 use pqescape_message::types::{ConsumerId, KeyMode, Suite};
 use serde_json::{Value, json};
@@ -113,6 +113,9 @@ fn handshake_case(name: &str, signed: bool, suite: Suite) -> Value {
     let response_draws = draws(&mut rng);
     let (finished, ctx) = agent.complete(&response, &policy()).unwrap();
     pending.finish(&finished).unwrap();
+    let secrets = shared_secrets(suite, &ack_draws, &response_draws, &ack, &response);
+    let th_response = hash(&[&escape, &ack, &response[..response.len() - 32]]);
+    let th_full = hash(&[&escape, &ack, &response]);
     json!({
         "name": name, "psk": hx(psk.expose()), "order": order_json(&o),
         "signing_key_seed": signed.then(|| hx(&[0x0d; 32])),
@@ -120,10 +123,53 @@ fn handshake_case(name: &str, signed: bool, suite: Suite) -> Value {
         "ack": { "rng_draws": ack_draws, "message": hx(&ack) },
         "response": { "rng_draws": response_draws, "message": hx(&response) },
         "finished": { "message": hx(&finished) },
+        "intermediate": { "ss_mlkem": secrets.0, "ss_x25519": secrets.1,
+                          "th_response": hx(&th_response), "th_full": hx(&th_full) },
         "result": { "next_key_id": ctx.next_key_id, "next_psk": hx(ctx.next_psk().expose()),
                     "channel_binding": hx(&ctx.channel_binding()),
                     "ikev2_ppk(ppk_id=\"pqescape\")": hx(ctx.ikev2_ppk(b"pqescape").unwrap().expose()) },
     })
+}
+
+/// Recomputes both shared secrets from the recorded draws, the way a second
+/// implementation would: the agent's first draw is its X25519 scalar, the
+/// orchestrator's draws are the ML-KEM message `m` then its X25519 scalar.
+fn shared_secrets(
+    suite: Suite,
+    ack_draws: &Value,
+    resp_draws: &Value,
+    ack: &[u8],
+    resp: &[u8],
+) -> (String, String) {
+    let draw = |v: &Value, i: usize| -> [u8; 32] {
+        hex::decode(v[i].as_str().unwrap()).unwrap().try_into().unwrap()
+    };
+    let agent_x = x25519_dalek::StaticSecret::from(draw(ack_draws, 0));
+    let orch_x = x25519_dalek::StaticSecret::from(draw(resp_draws, 1));
+    let ss_x = agent_x.diffie_hellman(&x25519_dalek::PublicKey::from(&orch_x));
+    let m = draw(resp_draws, 0).into();
+    let ek_at = 8 + 40 + 4 + 1 + 32 + 32;
+    let ct_at = 8 + 40 + 1 + 32;
+    let (ct, ss_kem): (Vec<u8>, [u8; 32]) = match suite {
+        Suite::X25519MlKem1024 => {
+            let ek = ml_kem::EncapsulationKey::<ml_kem::MlKem1024>::new(
+                ack[ek_at..ek_at + 1568].try_into().unwrap(),
+            )
+            .unwrap();
+            let (ct, ss) = ek.encapsulate_deterministic(&m);
+            (ct.to_vec(), ss.into())
+        }
+        _ => {
+            let ek = ml_kem::EncapsulationKey::<ml_kem::MlKem768>::new(
+                ack[ek_at..ek_at + 1184].try_into().unwrap(),
+            )
+            .unwrap();
+            let (ct, ss) = ek.encapsulate_deterministic(&m);
+            (ct.to_vec(), ss.into())
+        }
+    };
+    assert_eq!(&resp[ct_at..ct_at + ct.len()], &ct[..], "draw order as documented");
+    (hx(&ss_kem), hx(ss_x.as_bytes()))
 }
 
 fn manifest() -> Value {
