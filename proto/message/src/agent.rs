@@ -132,7 +132,7 @@ fn verify(
     if escape.suite < view.current_suite {
         return Err(Rejection::Downgrade.into());
     }
-    check_manifest(&escape, policy, manifest)?;
+    check_manifest(&escape, policy, manifest, now)?;
     let directives = open_directives(&escape, bytes, &keys)?;
     Ok(VerifiedEscape { escape, raw: bytes.to_vec(), directives, keys })
 }
@@ -147,7 +147,15 @@ fn select_key<'a>(
         KeyMode::TlsExporter if !policy.allow_exporter_mode => {
             Err(Rejection::ExporterModeRefused.into())
         }
-        KeyMode::TlsExporter => view.tls_exporter.ok_or(Rejection::ExporterModeRefused.into()),
+        KeyMode::TlsExporter => {
+            // The key id still names the PSK chain the ratchet continues: the newest
+            // held PSK, or 0 for a consumer that holds none yet (§5.1.2).
+            let newest = view.psks.iter().map(|(id, _)| *id).max().unwrap_or(0);
+            if escape.key_id != newest {
+                return Err(Rejection::UnknownKeyId.into());
+            }
+            view.tls_exporter.ok_or(Rejection::ExporterModeRefused.into())
+        }
         KeyMode::DedicatedPsk => view
             .psks
             .iter()
@@ -157,11 +165,13 @@ fn select_key<'a>(
     }
 }
 
-/// §7.3: a required manifest must be bound; a bound manifest must match.
+/// §7.3: a required manifest must be bound; a bound manifest must match the escape,
+/// cover its whole window, and still be valid now.
 fn check_manifest(
     escape: &Escape,
     policy: &AgentPolicy,
     manifest: Option<&VerifiedManifest>,
+    now: u64,
 ) -> Result<()> {
     match (escape.manifest_digest, manifest) {
         (None, _) if policy.require_manifest => Err(Rejection::ManifestRequired.into()),
@@ -169,11 +179,16 @@ fn check_manifest(
         (Some(_), None) if policy.require_manifest => Err(Rejection::ManifestRequired.into()),
         (Some(_), None) => Ok(()),
         (Some(digest), Some(m)) => {
+            let fields = m.manifest();
             let same = m.digest() == digest
-                && m.manifest().campaign == escape.campaign
-                && m.manifest().suite == escape.suite
-                && m.manifest().drill == escape.flags.drill;
-            if same { Ok(()) } else { Err(Rejection::ManifestMismatch.into()) }
+                && fields.campaign == escape.campaign
+                && fields.suite == escape.suite
+                && fields.drill == escape.flags.drill
+                && escape.not_after <= fields.not_after;
+            if !same {
+                return Err(Rejection::ManifestMismatch.into());
+            }
+            check_window(fields.issued_at, fields.not_after, now, policy.clock_skew_secs)
         }
     }
 }
@@ -312,7 +327,14 @@ fn check_signature(
             false => Ok(()),
         };
     };
-    let key = policy.orchestrator_key.as_ref().ok_or(Rejection::UntrustedSigner)?;
+    let Some(key) = &policy.orchestrator_key else {
+        // Nothing pinned to check against: the PSK-derived confirmation still
+        // authenticates the response, unless policy demands a signature.
+        return match policy.require_handshake_signature {
+            true => Err(Rejection::UntrustedSigner.into()),
+            false => Ok(()),
+        };
+    };
     let signed = bytes.get(..response.signed_len()).ok_or(Error::Integrity)?;
     key.verify(&hash(&[escape, ack, signed]), context::HANDSHAKE, sig)
 }

@@ -53,7 +53,7 @@ pub fn sign_manifest(order: &ManifestOrder<'_>, key: &OrchestratorSigningKey) ->
         signature: Vec::new(),
     };
     let mut w = manifest.signed_part()?;
-    let sig = key.sign(w.so_far(), context::MANIFEST);
+    let sig = key.sign(w.so_far(), context::MANIFEST)?;
     w.bytes(&sig);
     Ok(w.finish())
 }

@@ -243,7 +243,7 @@ pub fn accept_enrollment<R: CryptoRng + ?Sized>(
         signature: Vec::new(),
     };
     let mut w = accept.signed_part()?;
-    let sig = signer.sign(&hash(&[hello_bytes, w.so_far()]), context::ENROLL);
+    let sig = signer.sign(&hash(&[hello_bytes, w.so_far()]), context::ENROLL)?;
     w.bytes(&sig);
     let accept_bytes = w.finish();
     let keys = enroll_keys(&shared, &hash(&[hello_bytes, &accept_bytes]));

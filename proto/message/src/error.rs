@@ -38,6 +38,8 @@ pub enum Malformed {
     BadMagic,
     /// A protocol version this implementation does not speak.
     UnsupportedVersion(u8),
+    /// A message type byte this protocol version does not define.
+    UnknownType(u8),
     /// A message type other than the one expected here.
     UnexpectedType {
         /// The type the receiver expected.
@@ -111,6 +113,8 @@ pub enum Rejection {
 pub enum Misuse {
     /// A variable field is longer than its limit, named by the field.
     FieldTooLong(&'static str),
+    /// A field has a length or value the protocol cannot carry, named by the field.
+    InvalidField(&'static str),
     /// `not_after` is not after `issued_at`, or the window is too long.
     InvalidWindow,
     /// The key id cannot advance further.

@@ -8,7 +8,7 @@ use rand_core::CryptoRng;
 
 use crate::agent::{directives_nonce, new_context};
 use crate::context::NewContext;
-use crate::error::{Error, Misuse, Rejection, Result};
+use crate::error::{Error, Malformed, Misuse, Rejection, Result};
 use crate::freshness::MAX_VALIDITY_SECS;
 use crate::kem::{self, PublicShares};
 use crate::message::{
@@ -18,7 +18,8 @@ use crate::schedule::{EscapeKeys, HandshakeSecret, TAG_LEN, hash, mac, verify_ma
 use crate::secret::SecretKey;
 use crate::sign::{OrchestratorSigningKey, SIGNATURE_LEN, context};
 use crate::types::{CampaignId, ConsumerId, KeyId, KeyMode, Suite};
-use crate::wire::{MessageType, Writer};
+use crate::wire::{MessageType, Reader, Writer};
+use zeroize::Zeroizing;
 
 /// Everything an escape says, before it is sealed.
 #[derive(Clone, Debug)]
@@ -84,6 +85,10 @@ fn check_order(order: &EscapeOrder<'_>) -> Result<()> {
     if order.directives.len() > MAX_DIRECTIVES_LEN {
         return Err(Misuse::FieldTooLong("directives").into());
     }
+    if order.sequence == 0 {
+        // Agents start from a persisted 0, so no escape may carry it (§7.1).
+        return Err(Misuse::InvalidField("sequence").into());
+    }
     Ok(())
 }
 
@@ -139,10 +144,13 @@ pub fn respond<R: CryptoRng + ?Sized>(
 ) -> Result<(PendingContext, Vec<u8>)> {
     let sent = Escape::decode(escape)?;
     let ack = Ack::decode(ack_bytes)?;
-    check_ack_binding(&sent, &ack, escape)?;
+
+    // The ack key follows from the escape we sent, so authenticity comes first:
+    // a forged ack is an integrity failure, never a more specific rejection.
     let keys = EscapeKeys::derive(base, sent.consumer, sent.key_id, sent.flags.key_mode());
     let (covered, tag) = split_tag(ack_bytes);
     verify_mac(&keys.ack_mac, &[covered], tag)?;
+    check_ack_binding(&sent, &ack, escape)?;
 
     let peer = PublicShares { x25519: ack.x25519, kem: ack.kem_ek };
     let (ours, shared) = kem::respond(sent.suite, &peer, rng)?;
@@ -196,7 +204,7 @@ fn build_response(
     response.write_signed_part(&mut w, signer.is_some())?;
     if let Some(key) = signer {
         w.reserve_trailer(SIGNATURE_LEN + TAG_LEN);
-        let sig = key.sign(&hash(&[escape, ack, w.so_far()]), context::HANDSHAKE);
+        let sig = key.sign(&hash(&[escape, ack, w.so_far()]), context::HANDSHAKE)?;
         w.bytes(&sig);
     }
     w.reserve_trailer(TAG_LEN);
@@ -205,6 +213,9 @@ fn build_response(
     w.bytes(&confirm);
     Ok(w.finish())
 }
+
+/// Length of the serialised [`PendingContext`].
+pub const PENDING_STATE_LEN: usize = 32 + 32 + 40 + 1 + 4 + 1 + 32 + 32;
 
 /// The orchestrator after sending its response: the new context, held back until
 /// the agent proves it derived the same keys.
@@ -225,6 +236,51 @@ impl PendingContext {
     /// pending before sending the response (§8.2 step 4).
     pub fn context(&self) -> &NewContext {
         &self.context
+    }
+
+    /// The state as bytes, so that a restarted orchestrator can still check the
+    /// finished message (§8.2). It holds secrets: store it only encrypted.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let c = &self.context;
+        let mut b = Zeroizing::new(Vec::with_capacity(PENDING_STATE_LEN));
+        b.extend_from_slice(self.client_finished_key.expose());
+        b.extend_from_slice(&self.th_full);
+        b.extend_from_slice(&c.exchange.consumer.0);
+        b.extend_from_slice(&c.exchange.campaign.0);
+        b.extend_from_slice(&c.exchange.sequence.to_be_bytes());
+        b.push(c.suite as u8);
+        b.extend_from_slice(&c.next_key_id.to_be_bytes());
+        b.push(u8::from(c.drill));
+        b.extend_from_slice(c.context_secret.expose());
+        b.extend_from_slice(c.next_psk.expose());
+        b
+    }
+
+    /// Restores the state written by [`PendingContext::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() != PENDING_STATE_LEN {
+            return Err(Malformed::FieldLength("pending state").into());
+        }
+        let mut r = Reader::new(bytes);
+        let client_finished_key = SecretKey::from_bytes(r.array()?);
+        let th_full = r.array()?;
+        let exchange = Exchange {
+            consumer: ConsumerId(r.array()?),
+            campaign: CampaignId(r.array()?),
+            sequence: r.u64()?,
+        };
+        let suite = Suite::target_from_u8(r.u8()?)?;
+        let next_key_id = r.u32()?;
+        let drill = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(Malformed::FieldLength("pending state").into()),
+        };
+        let context_secret = SecretKey::from_bytes(r.array()?);
+        let next_psk = SecretKey::from_bytes(r.array()?);
+        r.finish()?;
+        let context = NewContext { exchange, suite, next_key_id, drill, context_secret, next_psk };
+        Ok(Self { client_finished_key, th_full, context })
     }
 
     /// Verifies the agent's finished message and releases the context.

@@ -10,7 +10,7 @@ use ml_dsa::{KeyExport, MlDsa65, Signature, SigningKey, VerifyingKey};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Malformed, Result};
+use crate::error::{Error, Malformed, Misuse, Result};
 use crate::schedule::hash;
 
 /// Length of an encoded ML-DSA-65 verifying key.
@@ -58,12 +58,13 @@ impl OrchestratorSigningKey {
     }
 
     /// Signs `message` under a purpose `context` (deterministic ML-DSA, FIPS 204 §5.2).
-    pub fn sign(&self, message: &[u8], context: &[u8]) -> Vec<u8> {
-        match self.key.expanded_key().sign_deterministic(message, context) {
-            Ok(sig) => sig.encode().to_vec(),
-            // Contexts are the constants above, all shorter than FIPS 204's 255 bytes.
-            Err(_) => Vec::new(),
-        }
+    ///
+    /// Fails only for a context longer than FIPS 204's 255 bytes; the constants in
+    /// [`context`] never are.
+    pub fn sign(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        let sig = self.key.expanded_key().sign_deterministic(message, context);
+        let sig = sig.map_err(|_| Misuse::InvalidField("signature context"))?;
+        Ok(sig.encode().to_vec())
     }
 }
 

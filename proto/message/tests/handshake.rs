@@ -48,3 +48,39 @@ fn an_escape_under_another_psk_fails_integrity_opaquely() {
     let err = verify_escape(&escape, &view(&[(1, &other)], 0), &policy(), None, NOW);
     assert_eq!(err.unwrap_err(), Error::Integrity);
 }
+
+#[test]
+fn a_restarted_orchestrator_still_checks_the_finished_message() {
+    use pqescape_message::orchestrator::PendingContext;
+    let mut rng = Drbg::new("restart");
+    let psk = psk();
+    let escape = seal_escape(&order(1), &psk, &mut rng).unwrap();
+    let verified = verify_escape(&escape, &view(&[(1, &psk)], 0), &policy(), None, NOW).unwrap();
+    let (agent, ack) = verified.acknowledge(&mut rng).unwrap();
+    let (pending, response) = respond(&escape, &ack, &psk, None, &mut rng).unwrap();
+    let saved = pending.to_bytes();
+    drop(pending);
+
+    let (finished, agent_ctx) = agent.complete(&response, &policy()).unwrap();
+    let restored = PendingContext::from_bytes(&saved).unwrap();
+    let orch_ctx = restored.finish(&finished).unwrap();
+    assert_eq!(agent_ctx.next_psk(), orch_ctx.next_psk());
+    assert!(PendingContext::from_bytes(&saved[1..]).is_err());
+}
+
+#[test]
+fn a_forged_ack_is_an_integrity_failure_whatever_it_claims() {
+    let mut rng = Drbg::new("forged ack");
+    let psk = psk();
+    let escape = seal_escape(&order(1), &psk, &mut rng).unwrap();
+    let verified = verify_escape(&escape, &view(&[(1, &psk)], 0), &policy(), None, NOW).unwrap();
+    let (_, mut ack) = verified.acknowledge(&mut rng).unwrap();
+    ack[8] ^= 0xff; // the consumer id
+    assert_eq!(respond(&escape, &ack, &psk, None, &mut rng).unwrap_err(), Error::Integrity);
+}
+
+#[test]
+fn sequence_zero_cannot_be_sealed() {
+    let err = seal_escape(&order(0), &psk(), &mut Drbg::new("zero")).unwrap_err();
+    assert_eq!(err.kind(), "misuse");
+}

@@ -83,6 +83,11 @@ fn exporter_mode_is_refused_unless_allowed_and_available() {
     let allowing = AgentPolicy { allow_exporter_mode: true, ..policy() };
     assert_eq!(check(&bytes, &view(&keys, 0), &allowing), refused, "no exporter value");
     assert_eq!(check(&bytes, &with_exporter, &allowing), Ok(()));
+
+    // The key id must still name the newest PSK, so the ratchet continues that chain.
+    let other = EscapeOrder { key_id: 7, ..o };
+    let bytes = seal_escape(&other, &exported, &mut Drbg::new("exporter 7")).unwrap();
+    assert_eq!(check(&bytes, &with_exporter, &allowing), rejected(Rejection::UnknownKeyId));
 }
 
 fn manifest(drill: bool, key: &OrchestratorSigningKey) -> Vec<u8> {
@@ -113,6 +118,13 @@ fn a_required_manifest_must_be_bound_signed_and_matching() {
     let bound = seal(&EscapeOrder { manifest_digest: Some(manifest_digest(&m)), ..order(1) });
     assert_eq!(check(&bound, &view(&keys, 0), &strict), rejected(Rejection::ManifestRequired));
     assert!(verify_escape(&bound, &view(&keys, 0), &strict, Some(&verified), NOW).is_ok());
+
+    // An escape may not outlive the manifest that authorises it.
+    let digest = Some(manifest_digest(&m));
+    let outliving =
+        seal(&EscapeOrder { manifest_digest: digest, not_after: NOW + 3601, ..order(1) });
+    let r = verify_escape(&outliving, &view(&keys, 0), &strict, Some(&verified), NOW);
+    assert_eq!(r.map(|_| ()), rejected(Rejection::ManifestMismatch));
 
     let drill = verify_manifest(&manifest(true, &signer()), &pinned, NOW, 0).unwrap();
     let r = verify_escape(&bound, &view(&keys, 0), &strict, Some(&drill), NOW);
@@ -149,8 +161,12 @@ fn handshake_signatures_are_required_on_demand_and_checked_against_the_pin() {
     assert_eq!(run(Some(&signer()), &strict), Ok(()));
     let rogue = OrchestratorSigningKey::from_seed(&[0x66; 32]);
     assert_eq!(run(Some(&rogue), &strict), Err(Error::Integrity));
-    let unpinned = AgentPolicy { orchestrator_key: None, ..policy() };
+    // Without a pinned key a signature cannot be checked: refused when required,
+    // otherwise the PSK-derived confirmation alone authenticates the response.
+    let unpinned = AgentPolicy { orchestrator_key: None, ..strict.clone() };
     assert_eq!(run(Some(&signer()), &unpinned), rejected(Rejection::UntrustedSigner));
+    let lenient = AgentPolicy { orchestrator_key: None, ..policy() };
+    assert_eq!(run(Some(&signer()), &lenient), Ok(()));
 }
 
 #[test]

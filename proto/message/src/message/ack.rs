@@ -2,7 +2,7 @@
 //! its key shares at once, saving a round trip.
 
 use super::{EXCHANGE_LEN, Exchange};
-use crate::error::{Malformed, Result};
+use crate::error::{Misuse, Result};
 use crate::kem::{X25519_LEN, encapsulation_key_len};
 use crate::schedule::TAG_LEN;
 use crate::types::{KeyId, Suite};
@@ -45,7 +45,7 @@ impl Ack {
     /// Writes everything but the MAC; the caller reserves and appends it.
     pub(crate) fn write_head(&self, w: &mut Writer) -> Result<()> {
         if self.kem_ek.len() != encapsulation_key_len(self.suite) {
-            return Err(Malformed::InvalidPublicKey.into());
+            return Err(Misuse::InvalidField("kem_ek").into());
         }
         self.exchange.write(w);
         w.u32(self.key_id).u8(self.suite as u8).bytes(&self.escape_digest);

@@ -1,6 +1,6 @@
 //! The enrollment exchange (protocol.md §6.7): hello, accept, confirm.
 
-use crate::error::{Malformed, Result};
+use crate::error::{Misuse, Result};
 use crate::kem::{X25519_LEN, ciphertext_len, encapsulation_key_len};
 use crate::sign::{SIGNATURE_LEN, VERIFYING_KEY_LEN};
 use crate::types::{ConsumerId, KeyId, Suite};
@@ -37,7 +37,7 @@ impl EnrollHello {
     /// Encodes the hello.
     pub fn encode(&self) -> Result<Vec<u8>> {
         if self.kem_ek.len() != encapsulation_key_len(self.suite) {
-            return Err(Malformed::InvalidPublicKey.into());
+            return Err(Misuse::InvalidField("kem_ek").into());
         }
         let mut w = Writer::new(MessageType::EnrollHello, 16 + 1 + 32 + self.kem_ek.len());
         w.bytes(&self.token_id).u8(self.suite as u8).bytes(&self.x25519).bytes(&self.kem_ek);
@@ -84,7 +84,7 @@ impl EnrollAccept {
         if self.kem_ct.len() != ciphertext_len(self.suite)
             || self.orchestrator_key.len() != VERIFYING_KEY_LEN
         {
-            return Err(Malformed::FieldLength("enroll accept").into());
+            return Err(Misuse::InvalidField("enroll accept").into());
         }
         let body = 16 + 4 + 1 + 32 + self.kem_ct.len() + VERIFYING_KEY_LEN + SIGNATURE_LEN;
         let mut w = Writer::new(MessageType::EnrollAccept, body);
@@ -97,7 +97,7 @@ impl EnrollAccept {
     /// Encodes the accept with its current signature.
     pub fn encode(&self) -> Result<Vec<u8>> {
         if self.signature.len() != SIGNATURE_LEN {
-            return Err(Malformed::FieldLength("signature").into());
+            return Err(Misuse::InvalidField("signature").into());
         }
         let mut w = self.signed_part()?;
         w.bytes(&self.signature);

@@ -1,7 +1,7 @@
 //! The campaign manifest (protocol.md §6.6): one ML-DSA-65 signature per campaign
 //! that says the campaign was authorised by the holder of the orchestrator key.
 
-use crate::error::{Malformed, Result};
+use crate::error::{Malformed, Misuse, Result};
 use crate::sign::SIGNATURE_LEN;
 use crate::types::{CampaignId, Suite};
 use crate::wire::{MessageType, Reader, Writer, open_frame};
@@ -67,7 +67,7 @@ impl CampaignManifest {
     /// Encodes the manifest with its current signature.
     pub fn encode(&self) -> Result<Vec<u8>> {
         if self.signature.len() != SIGNATURE_LEN {
-            return Err(Malformed::FieldLength("signature").into());
+            return Err(Misuse::InvalidField("signature").into());
         }
         let mut w = self.signed_part()?;
         w.bytes(&self.signature);

@@ -2,7 +2,7 @@
 //! optional ML-DSA-65 signature, and its key confirmation.
 
 use super::{EXCHANGE_LEN, Exchange};
-use crate::error::{Malformed, Result};
+use crate::error::{Malformed, Misuse, Result};
 use crate::kem::{X25519_LEN, ciphertext_len};
 use crate::schedule::TAG_LEN;
 use crate::sign::SIGNATURE_LEN;
@@ -47,7 +47,7 @@ impl HandshakeResponse {
     /// Writes the fields up to and including the signature length: what is signed.
     pub(crate) fn write_signed_part(&self, w: &mut Writer, signed: bool) -> Result<()> {
         if self.kem_ct.len() != ciphertext_len(self.suite) {
-            return Err(Malformed::FieldLength("ciphertext").into());
+            return Err(Misuse::InvalidField("kem_ct").into());
         }
         self.exchange.write(w);
         w.u8(self.suite as u8).bytes(&self.x25519).bytes(&self.kem_ct);

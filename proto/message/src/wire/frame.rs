@@ -83,8 +83,7 @@ pub fn peek_frame(bytes: &[u8]) -> Result<(MessageType, usize)> {
     if version != VERSION {
         return Err(Malformed::UnsupportedVersion(version).into());
     }
-    let ty =
-        MessageType::from_u8(ty).ok_or(Malformed::UnexpectedType { expected: 0, found: ty })?;
+    let ty = MessageType::from_u8(ty).ok_or(Malformed::UnknownType(ty))?;
     let body_len = usize::from(u16::from_be_bytes([hi, lo]));
     if body_len > ty.max_body_len() {
         return Err(Malformed::TooLong.into());
