@@ -57,6 +57,9 @@ impl HandshakeResponse {
 
     /// Encodes the message with its current signature and confirmation.
     pub fn encode(&self) -> Result<Vec<u8>> {
+        if self.signature.as_ref().is_some_and(|sig| sig.len() != SIGNATURE_LEN) {
+            return Err(Misuse::InvalidField("signature").into());
+        }
         let mut w = Writer::new(MessageType::HandshakeResponse, self.body_len());
         self.write_signed_part(&mut w, self.signature.is_some())?;
         if let Some(sig) = &self.signature {
