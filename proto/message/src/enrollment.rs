@@ -251,7 +251,42 @@ pub fn accept_enrollment<R: CryptoRng + ?Sized>(
     Ok((state, accept_bytes))
 }
 
+/// Length of a serialised [`OrchestratorEnrollment`].
+pub const ENROLLMENT_STATE_LEN: usize = 16 + 4 + 1 + 32 + 32;
+
 impl OrchestratorEnrollment {
+    /// The state as bytes, so that any replica can finish the enrollment (§8.3).
+    /// It holds the new PSK: store it only encrypted.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut b = zeroize::Zeroizing::new(Vec::with_capacity(ENROLLMENT_STATE_LEN));
+        b.extend_from_slice(&self.consumer.0);
+        b.extend_from_slice(&self.key_id.to_be_bytes());
+        b.push(self.suite as u8);
+        b.extend_from_slice(self.keys.seal.expose());
+        b.extend_from_slice(self.keys.psk.expose());
+        b
+    }
+
+    /// Restores the state written by [`OrchestratorEnrollment::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() != ENROLLMENT_STATE_LEN {
+            return Err(Malformed::FieldLength("enrollment state").into());
+        }
+        let mut r = crate::wire::Reader::new(bytes);
+        let consumer = ConsumerId(r.array()?);
+        let key_id = r.u32()?;
+        let suite = Suite::target_from_u8(r.u8()?)?;
+        let seal = SecretKey::from_bytes(r.array()?);
+        let psk = SecretKey::from_bytes(r.array()?);
+        r.finish()?;
+        Ok(Self { consumer, key_id, suite, keys: EnrollKeys { seal, psk } })
+    }
+
+    /// The consumer being enrolled.
+    pub fn consumer(&self) -> ConsumerId {
+        self.consumer
+    }
+
     /// Opens the confirm and checks the token secret against the stored verifier.
     pub fn finish(self, bytes: &[u8], stored_verifier: &[u8; 32]) -> Result<Enrolled> {
         let confirm = EnrollConfirm::decode(bytes)?;

@@ -19,6 +19,9 @@ fn both_sides_agree_on_the_psk_and_the_agent_learns_the_pinned_key() {
         AgentEnrollment::start(token.clone(), Suite::X25519MlKem768, &mut rng).unwrap();
     let (orch, accept) = accept_enrollment(&hello, CONSUMER_ID, 1, &signer(), &mut rng).unwrap();
     let (confirm, agent_side, pinned) = agent.confirm(&accept).unwrap();
+    // The orchestrator's half survives a trip through storage (another replica finishes).
+    let saved = orch.to_bytes();
+    let orch = pqescape_message::enrollment::OrchestratorEnrollment::from_bytes(&saved).unwrap();
     let orch_side = orch.finish(&confirm, &token.verifier()).unwrap();
     assert_eq!(agent_side.psk, orch_side.psk);
     assert_eq!((orch_side.consumer, orch_side.key_id), (CONSUMER_ID, 1));

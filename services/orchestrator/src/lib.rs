@@ -1,0 +1,24 @@
+//! The pqescape orchestrator: the service provider of the escape protocol.
+//!
+//! * `store`: everything that must survive a crash (PostgreSQL or embedded SQLite);
+//! * `secrets`: seals what the store must not see in clear, under the master key;
+//! * `service`: the orchestrator object, checked against its store at start;
+//! * `admin`: the administrator's operations, shared by REST and gRPC;
+//! * `enroll`: the orchestrator's side of PQ-safe enrollment;
+//! * `api`: the REST API (axum) with problem+json errors;
+//! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens.
+
+pub mod access;
+pub mod admin;
+pub mod api;
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod enroll;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use service::{Limits, Orchestrator, StartError};

@@ -1,0 +1,111 @@
+//! `pqescape-orchestrator`: opens the store, checks the master key, prints where
+//! the API is (and, on the very first start, the bootstrap admin token), then
+//! serves until SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use pqescape_orchestrator::config::{Cli, Config};
+use pqescape_orchestrator::secrets::MasterKey;
+use pqescape_orchestrator::store::{PgStore, SqliteStore, Store};
+use pqescape_orchestrator::{Orchestrator, api, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load(Cli::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logs(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "orchestrator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(config: Config) -> Result<(), BoxError> {
+    let metrics = telemetry::init_metrics();
+    metrics::gauge!("pqescape_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let store = open_store(&config).await?;
+    let master = master_key(&config, store.backend())?;
+    let orchestrator = Arc::new(Orchestrator::start(store, master, config.limits.clone()).await?);
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(listen = %address, store = orchestrator.store().backend(), "orchestrator ready");
+    println!(
+        "pqescape orchestrator: API at http://{address}/api/v1 (store: {})",
+        orchestrator.store().backend()
+    );
+    if let Some(secret) = orchestrator.bootstrap_admin().await? {
+        // Printed once on the console, never logged: it is a secret.
+        println!("bootstrap admin token (shown once, store it now): {secret}");
+    }
+
+    let app = api::router(orchestrator, metrics);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("orchestrator stopped cleanly");
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BoxError> {
+    if let Some(url) = &config.database_url {
+        return Ok(Arc::new(PgStore::connect(url, config.max_db_connections).await?));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.data_dir.join("pqescape.db");
+    tracing::info!(path = %path.display(), "using the embedded store");
+    Ok(Arc::new(SqliteStore::open(&path).await?))
+}
+
+/// The master key: from its file, from `PQESCAPE_MASTER_KEY`, or, for the embedded
+/// store only, generated into the data directory on the first run.
+fn master_key(config: &Config, backend: &str) -> Result<MasterKey, BoxError> {
+    if let Some(path) = &config.master_key_file {
+        return Ok(MasterKey::from_file(path)?);
+    }
+    if let Ok(hex) = std::env::var("PQESCAPE_MASTER_KEY") {
+        return Ok(MasterKey::from_hex(&hex)?);
+    }
+    if backend != "sqlite" {
+        return Err(
+            "a shared store needs the master key from --master-key-file or PQESCAPE_MASTER_KEY"
+                .into(),
+        );
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        return Ok(MasterKey::from_file(&path)?);
+    }
+    let key = MasterKey::generate();
+    key.write_new_file(&path)?;
+    tracing::warn!(path = %path.display(), "generated a master key; back it up, and keep it apart from the database");
+    Ok(key)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

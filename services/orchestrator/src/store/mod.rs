@@ -1,0 +1,295 @@
+//! The store: everything the orchestrator must not lose.
+//!
+//! One trait, [`Store`], with two implementations on sqlx: PostgreSQL, the
+//! production store that several replicas share, and an embedded SQLite file for a
+//! first run and single-node use. Both run the same SQL (written once in `sql.rs`)
+//! against their own migrations (migrations/postgres, migrations/sqlite), and one
+//! conformance suite (tests/store_conformance.rs) holds them to the same behaviour.
+//!
+//! Secret columns only ever hold values sealed under the master key; the store
+//! never sees a PSK or a signing key in clear.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::{ConsumerState, Labels, Role, Selector};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Unix seconds.
+pub type Timestamp = i64;
+
+/// Failures of the store, sorted by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a consumer name already taken, say).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database failed or could not be reached. The detail is for logs only.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what this version wrote.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A consumer as the store holds it, without its PSK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Consumer {
+    /// UUID.
+    pub id: String,
+    /// Unique, operator-chosen name (a host name, say).
+    pub name: String,
+    /// Labels campaigns select on.
+    pub labels: Labels,
+    /// Lifecycle state.
+    pub state: ConsumerState,
+    /// Current suite name (`classical` until migrated).
+    pub suite: String,
+    /// Key id of the current PSK (0 before enrollment).
+    pub key_id: u32,
+    /// Last escape sequence number issued to this consumer.
+    pub last_sequence: u64,
+    /// When the agent was last connected.
+    pub last_seen: Option<Timestamp>,
+    /// Version the agent reported.
+    pub agent_version: Option<String>,
+    /// Registration time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A consumer about to be registered.
+#[derive(Clone, Debug)]
+pub struct NewConsumer {
+    /// UUID.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Registration time.
+    pub now: Timestamp,
+}
+
+/// A one-time enrollment token, as stored: only a verifier of its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollmentTokenRow {
+    /// Hex of the token's public id.
+    pub id: String,
+    /// The consumer the token enrolls.
+    pub consumer_id: String,
+    /// SHA-256 verifier of the token secret (protocol.md §8.3).
+    pub verifier: Vec<u8>,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// The token is void after this time.
+    pub expires_at: Timestamp,
+}
+
+/// The sealed PSK of a consumer and its key id.
+#[derive(Clone, Debug)]
+pub struct SealedPsk {
+    /// Key id.
+    pub key_id: u32,
+    /// PSK sealed under the master key for this consumer's row.
+    pub sealed: Vec<u8>,
+}
+
+/// A consumer listing request: a label selector and a keyset page.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerQuery {
+    /// Labels every returned consumer carries.
+    pub selector: Selector,
+    /// Free-text match on the name (substring, case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only consumers in this state.
+    pub state: Option<ConsumerState>,
+    /// Return consumers whose id sorts after this one.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Cursor for the next page, if there may be one.
+    pub next: Option<String>,
+}
+
+/// An API token as stored (its hash never leaves the store).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// UUID.
+    pub id: String,
+    /// Who or what holds it.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An audit entry to append.
+#[derive(Clone, Debug)]
+pub struct NewAuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Who: an API token's name and id.
+    pub actor: String,
+    /// What, as `noun.verb`.
+    pub action: String,
+    /// On what: an id.
+    pub target: String,
+    /// JSON detail; never a secret.
+    pub detail: String,
+}
+
+/// A stored audit entry with its place in the hash chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Position, from 1.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// JSON detail.
+    pub detail: String,
+    /// Hash of the previous entry (zeros for the first).
+    #[serde(serialize_with = "hex_bytes")]
+    pub prev_hash: Vec<u8>,
+    /// SHA-256 over `prev_hash` and this entry (audit.rs).
+    #[serde(serialize_with = "hex_bytes")]
+    pub hash: Vec<u8>,
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}
+
+/// The orchestrator's signing key as stored.
+#[derive(Clone, Debug)]
+pub struct StoredSigningKey {
+    /// Key id (hex fingerprint prefix).
+    pub id: String,
+    /// Seed sealed under the master key.
+    pub seed_sealed: Vec<u8>,
+    /// Encoded ML-DSA-65 verifying key.
+    pub public_key: Vec<u8>,
+}
+
+/// Everything the orchestrator keeps. See the module docs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "postgres" or "sqlite".
+    fn backend(&self) -> &'static str;
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// A setting's value.
+    async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores a setting unless one exists; returns the value now stored.
+    async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Registers a consumer together with its first enrollment token.
+    async fn insert_consumer(&self, c: &NewConsumer, token: &EnrollmentTokenRow)
+    -> StoreResult<()>;
+    /// One consumer.
+    async fn consumer(&self, id: &str) -> StoreResult<Option<Consumer>>;
+    /// A page of consumers.
+    async fn list_consumers(&self, q: &ConsumerQuery) -> StoreResult<Page<Consumer>>;
+    /// Replaces a consumer's labels.
+    async fn set_labels(
+        &self,
+        id: &str,
+        labels: &Labels,
+        now: Timestamp,
+    ) -> StoreResult<Option<Consumer>>;
+    /// Marks a consumer revoked and voids its unused enrollment tokens.
+    async fn revoke_consumer(&self, id: &str, now: Timestamp) -> StoreResult<Option<Consumer>>;
+    /// The consumer's sealed PSK, once enrolled.
+    async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
+    /// Counts of consumers by state and suite.
+    async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>>;
+
+    /// Issues another enrollment token for an existing consumer.
+    async fn insert_enrollment_token(&self, token: &EnrollmentTokenRow) -> StoreResult<()>;
+    /// A live (unused, unexpired) token for a consumer that is not revoked.
+    async fn live_enrollment_token(
+        &self,
+        token_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<EnrollmentTokenRow>>;
+    /// Starts an enrollment: the token must be live, unused and for a consumer that is
+    /// not revoked. Stores the sealed session and returns the token row.
+    async fn begin_enrollment(
+        &self,
+        token_id: &str,
+        now: Timestamp,
+        session_sealed: &[u8],
+    ) -> StoreResult<Option<EnrollmentTokenRow>>;
+    /// The sealed session of an enrollment in progress.
+    async fn enrollment_session(
+        &self,
+        token_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Finishes an enrollment in one transaction: consumes the token and stores the PSK.
+    /// Returns false when the token was used, expired or revoked meanwhile.
+    async fn complete_enrollment(
+        &self,
+        token_id: &str,
+        psk: &SealedPsk,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Stores a new API token's hash.
+    async fn insert_api_token(&self, token: &ApiToken, hash: &[u8]) -> StoreResult<()>;
+    /// The live token with this hash.
+    async fn api_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiToken>>;
+    /// Every token, revoked ones included.
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes a token; false if there was no live token with this id.
+    async fn revoke_api_token(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
+
+    /// Appends to the hash-chained audit log.
+    async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditEntry>;
+    /// Entries after `after_seq`, in order.
+    async fn list_audit(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// The signing key, if one was created.
+    async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>>;
+    /// Stores a signing key unless one exists; returns the one in force.
+    async fn init_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        now: Timestamp,
+    ) -> StoreResult<StoredSigningKey>;
+}

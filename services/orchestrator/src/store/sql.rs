@@ -1,0 +1,490 @@
+//! The SQL both back ends run. PostgreSQL and SQLite (through sqlx) both accept
+//! `$N` placeholders, `RETURNING` and `ON CONFLICT`, so the statements are written
+//! once here; [`sql_store!`] instantiates the one implementation for each back end.
+//! The only dialect difference, how the audit log is locked for an append, is a
+//! parameter of the macro.
+
+/// Columns of a consumer, in the order `consumer_from_row` reads them.
+pub(super) const CONSUMER_COLUMNS: &str = "id, name, labels, state, suite, key_id, last_sequence, \
+     last_seen, agent_version, created_at, updated_at";
+
+pub(super) const AUDIT_COLUMNS: &str = "seq, at, actor, action, target, detail, prev_hash, hash";
+
+pub(super) const TOKEN_COLUMNS: &str = "id, consumer_id, verifier, created_at, expires_at";
+
+/// Builds the consumer listing statement; returns it with its string parameters in order
+/// (the page size is the last parameter, bound separately).
+pub(super) fn consumer_listing(q: &super::ConsumerQuery) -> (String, Vec<String>) {
+    let mut sql = format!("SELECT {CONSUMER_COLUMNS} FROM consumers c WHERE 1 = 1");
+    let mut params = Vec::new();
+    let mut next = |sql: &mut String, clause: &str, value: String| {
+        params.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(after) = &q.after {
+        next(&mut sql, " AND c.id > ?", after.clone());
+    }
+    if let Some(state) = q.state {
+        next(&mut sql, " AND c.state = ?", state.as_str().to_owned());
+    }
+    if let Some(text) = &q.name_contains {
+        let escaped =
+            text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        next(&mut sql, " AND lower(c.name) LIKE ? ESCAPE '\\'", format!("%{escaped}%"));
+    }
+    for (key, value) in q.selector.pairs() {
+        let exists = " AND EXISTS (SELECT 1 FROM consumer_labels l WHERE l.consumer_id = c.id";
+        next(&mut sql, &format!("{exists} AND l.key = ?"), key.clone());
+        next(&mut sql, " AND l.value = ?)", value.clone());
+    }
+    let limit_at = params.len() + 1;
+    sql.push_str(&format!(" ORDER BY c.id LIMIT ${limit_at}"));
+    (sql, params)
+}
+
+/// Implements [`super::Store`] for `$store`, a struct with a `pool: sqlx::Pool<$db>`.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr) => {
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+        // Dynamic statements below only splice in the constant column lists of this
+        // module and numbered placeholders; values always travel as bound parameters.
+        use sqlx::AssertSqlSafe;
+
+        use crate::audit;
+        use crate::domain::{ConsumerState, Labels, Role};
+        use crate::store::sql::{consumer_listing, AUDIT_COLUMNS, CONSUMER_COLUMNS, TOKEN_COLUMNS};
+        use crate::store::{
+            ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
+            NewConsumer, Page, SealedPsk, Store, StoreError, StoredSigningKey, Timestamp,
+        };
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
+            StoreError::Corrupt { table, detail: detail.to_string() }
+        }
+
+        fn unsigned<T: TryFrom<i64>>(table: &'static str, v: i64) -> StoreResult<T> {
+            T::try_from(v).map_err(|_| corrupt(table, format!("out-of-range integer {v}")))
+        }
+
+        fn consumer_from_row(row: &DbRow) -> StoreResult<Consumer> {
+            let state: String = row.try_get("state")?;
+            let labels: String = row.try_get("labels")?;
+            Ok(Consumer {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                labels: Labels::from_json(&labels).map_err(|e| corrupt("consumers", e))?,
+                state: ConsumerState::parse(&state).ok_or_else(|| corrupt("consumers", &state))?,
+                suite: row.try_get("suite")?,
+                key_id: unsigned("consumers", row.try_get("key_id")?)?,
+                last_sequence: unsigned("consumers", row.try_get("last_sequence")?)?,
+                last_seen: row.try_get("last_seen")?,
+                agent_version: row.try_get("agent_version")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn token_from_row(row: &DbRow) -> StoreResult<EnrollmentTokenRow> {
+            Ok(EnrollmentTokenRow {
+                id: row.try_get("id")?,
+                consumer_id: row.try_get("consumer_id")?,
+                verifier: row.try_get("verifier")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        }
+
+        fn api_token_from_row(row: &DbRow) -> StoreResult<ApiToken> {
+            let role: String = row.try_get("role")?;
+            Ok(ApiToken {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                role: Role::parse(&role).ok_or_else(|| corrupt("api_tokens", &role))?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        fn audit_from_row(row: &DbRow) -> StoreResult<AuditEntry> {
+            Ok(AuditEntry {
+                seq: unsigned("audit_log", row.try_get("seq")?)?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                detail: row.try_get("detail")?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        }
+
+        fn conflict_on_unique(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+            move |e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+                _ => StoreError::Database(e),
+            }
+        }
+
+        async fn write_labels(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: &str,
+            labels: &Labels,
+        ) -> StoreResult<()> {
+            sqlx::query("DELETE FROM consumer_labels WHERE consumer_id = $1").bind(id).execute(&mut **tx).await?;
+            for (k, v) in labels.iter() {
+                sqlx::query("INSERT INTO consumer_labels (consumer_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        async fn insert_token(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            t: &EnrollmentTokenRow,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO enrollment_tokens (id, consumer_id, verifier, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&t.id)
+            .bind(&t.consumer_id)
+            .bind(&t.verifier)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_on_unique("enrollment token id"))?;
+            Ok(())
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("value")).transpose()?)
+            }
+
+            async fn init_setting(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                self.setting(key).await?.ok_or_else(|| corrupt("settings", key))
+            }
+
+            async fn insert_consumer(&self, c: &NewConsumer, token: &EnrollmentTokenRow) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO consumers (id, name, labels, state, suite, key_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'classical', 0, $5, $5)",
+                )
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(c.labels.to_json())
+                .bind(ConsumerState::PendingEnrollment.as_str())
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_on_unique("consumer name"))?;
+                write_labels(&mut tx, &c.id, &c.labels).await?;
+                insert_token(&mut tx, token).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn consumer(&self, id: &str) -> StoreResult<Option<Consumer>> {
+                let sql = format!("SELECT {CONSUMER_COLUMNS} FROM consumers WHERE id = $1");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(consumer_from_row).transpose()
+            }
+
+            async fn list_consumers(&self, q: &ConsumerQuery) -> StoreResult<Page<Consumer>> {
+                let (sql, params) = consumer_listing(q);
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for p in &params {
+                    query = query.bind(p);
+                }
+                let rows = query.bind(i64::from(q.limit) + 1).fetch_all(&self.pool).await?;
+                let mut items = rows.iter().map(consumer_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let more = items.len() > q.limit as usize;
+                items.truncate(q.limit as usize);
+                let next = if more { items.last().map(|c| c.id.clone()) } else { None };
+                Ok(Page { items, next })
+            }
+
+            async fn set_labels(&self, id: &str, labels: &Labels, now: Timestamp) -> StoreResult<Option<Consumer>> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("UPDATE consumers SET labels = $1, updated_at = $2 WHERE id = $3")
+                    .bind(labels.to_json())
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                write_labels(&mut tx, id, labels).await?;
+                tx.commit().await?;
+                self.consumer(id).await
+            }
+
+            async fn revoke_consumer(&self, id: &str, now: Timestamp) -> StoreResult<Option<Consumer>> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("UPDATE consumers SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(ConsumerState::Revoked.as_str())
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                sqlx::query(
+                    "UPDATE enrollment_tokens SET used_at = $1, session_sealed = NULL \
+                     WHERE consumer_id = $2 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.consumer(id).await
+            }
+
+            async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>> {
+                let row = sqlx::query("SELECT key_id, psk_sealed FROM consumers WHERE id = $1 AND psk_sealed IS NOT NULL")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(SealedPsk {
+                    key_id: unsigned("consumers", row.try_get("key_id")?)?,
+                    sealed: row.try_get("psk_sealed")?,
+                }))
+            }
+
+            async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>> {
+                let rows = sqlx::query("SELECT state, suite, COUNT(*) AS n FROM consumers GROUP BY state, suite ORDER BY state, suite")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let state: String = r.try_get("state")?;
+                        let state = ConsumerState::parse(&state).ok_or_else(|| corrupt("consumers", &state))?;
+                        Ok((state, r.try_get("suite")?, unsigned("consumers", r.try_get("n")?)?))
+                    })
+                    .collect()
+            }
+
+            async fn insert_enrollment_token(&self, token: &EnrollmentTokenRow) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_token(&mut tx, token).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn live_enrollment_token(&self, token_id: &str, now: Timestamp) -> StoreResult<Option<EnrollmentTokenRow>> {
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens \
+                     WHERE id = $1 AND used_at IS NULL AND expires_at > $2 \
+                     AND consumer_id IN (SELECT id FROM consumers WHERE state <> 'revoked')"
+                );
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(token_id).bind(now).fetch_optional(&self.pool).await?;
+                row.as_ref().map(token_from_row).transpose()
+            }
+
+            async fn begin_enrollment(
+                &self,
+                token_id: &str,
+                now: Timestamp,
+                session_sealed: &[u8],
+            ) -> StoreResult<Option<EnrollmentTokenRow>> {
+                let sql = format!(
+                    "UPDATE enrollment_tokens SET session_sealed = $1 \
+                     WHERE id = $2 AND used_at IS NULL AND expires_at > $3 \
+                     AND consumer_id IN (SELECT id FROM consumers WHERE state <> 'revoked') \
+                     RETURNING {TOKEN_COLUMNS}"
+                );
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(session_sealed)
+                    .bind(token_id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(token_from_row).transpose()
+            }
+
+            async fn enrollment_session(&self, token_id: &str, now: Timestamp) -> StoreResult<Option<Vec<u8>>> {
+                let row = sqlx::query(
+                    "SELECT session_sealed FROM enrollment_tokens \
+                     WHERE id = $1 AND used_at IS NULL AND expires_at > $2 AND session_sealed IS NOT NULL",
+                )
+                .bind(token_id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| r.try_get("session_sealed")).transpose()?)
+            }
+
+            async fn complete_enrollment(&self, token_id: &str, psk: &SealedPsk, now: Timestamp) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let token = sqlx::query(
+                    "UPDATE enrollment_tokens SET used_at = $1, session_sealed = NULL \
+                     WHERE id = $2 AND used_at IS NULL AND expires_at > $1 RETURNING consumer_id",
+                )
+                .bind(now)
+                .bind(token_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(token) = token else { return Ok(false) };
+                let consumer_id: String = token.try_get("consumer_id")?;
+                let done = sqlx::query(
+                    "UPDATE consumers SET psk_sealed = $1, key_id = $2, state = $3, updated_at = $4 \
+                     WHERE id = $5 AND state <> 'revoked'",
+                )
+                .bind(&psk.sealed)
+                .bind(i64::from(psk.key_id))
+                .bind(ConsumerState::Enrolled.as_str())
+                .bind(now)
+                .bind(&consumer_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_api_token(&self, token: &ApiToken, hash: &[u8]) -> StoreResult<()> {
+                sqlx::query("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&token.id)
+                    .bind(&token.name)
+                    .bind(token.role.as_str())
+                    .bind(hash)
+                    .bind(token.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict_on_unique("api token"))?;
+                Ok(())
+            }
+
+            async fn api_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiToken>> {
+                let row = sqlx::query(
+                    "SELECT id, name, role, created_at, revoked_at FROM api_tokens \
+                     WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(api_token_from_row).transpose()
+            }
+
+            async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+                let rows = sqlx::query("SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(api_token_from_row).collect()
+            }
+
+            async fn revoke_api_token(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn append_audit(&self, e: &NewAuditEntry) -> StoreResult<AuditEntry> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = $audit_lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (prev_seq, prev_hash) = match last {
+                    Some(r) => (unsigned::<u64>("audit_log", r.try_get("seq")?)?, r.try_get::<Vec<u8>, _>("hash")?),
+                    None => (0, audit::GENESIS.to_vec()),
+                };
+                let seq = prev_seq + 1;
+                let hash = audit::entry_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.target, &e.detail);
+                let seq_i64 = i64::try_from(seq).map_err(|_| corrupt("audit_log", "sequence overflow"))?;
+                let sql = format!(
+                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
+                );
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(seq_i64)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(&e.detail)
+                    .bind(&prev_hash)
+                    .bind(hash.to_vec())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let entry = audit_from_row(&row)?;
+                tx.commit().await?;
+                Ok(entry)
+            }
+
+            async fn list_audit(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+                let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+                let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+                let rows = sqlx::query(AssertSqlSafe(sql)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>> {
+                let row = sqlx::query("SELECT id, seed_sealed, public_key FROM signing_keys ORDER BY created_at, id LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(StoredSigningKey {
+                    id: row.try_get("id")?,
+                    seed_sealed: row.try_get("seed_sealed")?,
+                    public_key: row.try_get("public_key")?,
+                }))
+            }
+
+            async fn init_signing_key(&self, key: &StoredSigningKey, now: Timestamp) -> StoreResult<StoredSigningKey> {
+                // One row, inserted by whichever replica starts first; the others adopt it.
+                sqlx::query(
+                    "INSERT INTO signing_keys (id, seed_sealed, public_key, created_at) \
+                     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+                )
+                .bind(&key.id)
+                .bind(&key.seed_sealed)
+                .bind(&key.public_key)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                self.signing_key().await?.ok_or_else(|| corrupt("signing_keys", "no key after insert"))
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;

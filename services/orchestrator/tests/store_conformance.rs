@@ -1,0 +1,223 @@
+//! One suite, both stores: every behaviour the orchestrator relies on, run against
+//! the embedded SQLite file and against a real PostgreSQL server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pqescape_orchestrator::domain::{ConsumerState, Labels, Role};
+use pqescape_orchestrator::store::*;
+use support::*;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    let map: BTreeMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Labels::new(map).unwrap()
+}
+
+fn token(id: &str, consumer: &str, expires_at: i64) -> EnrollmentTokenRow {
+    EnrollmentTokenRow {
+        id: id.into(),
+        consumer_id: consumer.into(),
+        verifier: vec![7; 32],
+        created_at: 100,
+        expires_at,
+    }
+}
+
+async fn register(store: &dyn Store, n: u32, pairs: &[(&str, &str)]) -> String {
+    let id = format!("00000000-0000-4000-8000-{n:012}");
+    let c = NewConsumer {
+        id: id.clone(),
+        name: format!("host-{n:03}"),
+        labels: labels(pairs),
+        now: 100,
+    };
+    store.insert_consumer(&c, &token(&format!("tok{n}"), &id, 1_000)).await.unwrap();
+    id
+}
+
+async fn consumers_register_list_and_page(store: Arc<dyn Store>) {
+    for n in 0..7 {
+        let env = if n % 2 == 0 { "prod" } else { "test" };
+        register(store.as_ref(), n, &[("env", env), ("region", "eu")]).await;
+    }
+    let c = store.consumer("00000000-0000-4000-8000-000000000000").await.unwrap().unwrap();
+    assert_eq!(
+        (c.state, c.key_id, c.suite.as_str()),
+        (ConsumerState::PendingEnrollment, 0, "classical")
+    );
+    assert_eq!(c.labels, labels(&[("env", "prod"), ("region", "eu")]));
+
+    // Pages of 3 over the 4 prod consumers: 3, then 1, in id order, no duplicates.
+    let selector = "env=prod,region=eu".parse().unwrap();
+    let mut q = ConsumerQuery { selector, limit: 3, ..ConsumerQuery::default() };
+    let first = store.list_consumers(&q).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    q.after = first.next.clone();
+    let second = store.list_consumers(&q).await.unwrap();
+    assert_eq!((second.items.len(), second.next.clone()), (1, None));
+    let names: Vec<_> = first.items.iter().chain(&second.items).map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["host-000", "host-002", "host-004", "host-006"]);
+
+    let by_name = ConsumerQuery {
+        name_contains: Some("ST-00".into()),
+        limit: 50,
+        ..ConsumerQuery::default()
+    };
+    assert_eq!(store.list_consumers(&by_name).await.unwrap().items.len(), 7);
+    let wildcard =
+        ConsumerQuery { name_contains: Some("%".into()), limit: 50, ..ConsumerQuery::default() };
+    assert!(store.list_consumers(&wildcard).await.unwrap().items.is_empty(), "% is literal");
+}
+
+async fn names_are_unique(store: Arc<dyn Store>) {
+    register(store.as_ref(), 1, &[]).await;
+    let dup = NewConsumer {
+        id: "00000000-0000-4000-8000-999999999999".into(),
+        name: "host-001".into(),
+        labels: Labels::default(),
+        now: 1,
+    };
+    let err = store.insert_consumer(&dup, &token("other", &dup.id, 1_000)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store.consumer(&dup.id).await.unwrap().is_none(), "nothing half-written");
+}
+
+async fn labels_and_revocation(store: Arc<dyn Store>) {
+    let id = register(store.as_ref(), 1, &[("env", "test")]).await;
+    let updated = store.set_labels(&id, &labels(&[("env", "prod")]), 200).await.unwrap().unwrap();
+    assert_eq!((updated.labels.clone(), updated.updated_at), (labels(&[("env", "prod")]), 200));
+    let q = ConsumerQuery {
+        selector: "env=test".parse().unwrap(),
+        limit: 10,
+        ..ConsumerQuery::default()
+    };
+    assert!(store.list_consumers(&q).await.unwrap().items.is_empty(), "old labels are gone");
+
+    let revoked = store.revoke_consumer(&id, 300).await.unwrap().unwrap();
+    assert_eq!(revoked.state, ConsumerState::Revoked);
+    assert!(
+        store.live_enrollment_token("tok1", 301).await.unwrap().is_none(),
+        "tokens die with it"
+    );
+    assert!(
+        store.revoke_consumer("00000000-0000-4000-8000-999999999999", 1).await.unwrap().is_none()
+    );
+}
+
+async fn enrollment_tokens_are_one_time_and_expire(store: Arc<dyn Store>) {
+    let id = register(store.as_ref(), 1, &[]).await;
+    assert!(store.begin_enrollment("tok1", 1_000, b"late").await.unwrap().is_none(), "expired");
+    let row = store.begin_enrollment("tok1", 500, b"session").await.unwrap().unwrap();
+    assert_eq!(row.consumer_id, id);
+    assert_eq!(store.enrollment_session("tok1", 500).await.unwrap().unwrap(), b"session");
+
+    let psk = SealedPsk { key_id: 1, sealed: vec![9; 60] };
+    assert!(store.complete_enrollment("tok1", &psk, 501).await.unwrap());
+    assert!(!store.complete_enrollment("tok1", &psk, 502).await.unwrap(), "used once");
+    assert!(store.begin_enrollment("tok1", 503, b"again").await.unwrap().is_none());
+    let c = store.consumer(&id).await.unwrap().unwrap();
+    assert_eq!((c.state, c.key_id), (ConsumerState::Enrolled, 1));
+    assert_eq!(store.consumer_psk(&id).await.unwrap().unwrap().sealed, vec![9; 60]);
+
+    store.insert_enrollment_token(&token("tok-b", &id, 2_000)).await.unwrap();
+    assert!(store.live_enrollment_token("tok-b", 1_999).await.unwrap().is_some());
+    assert!(store.live_enrollment_token("tok-b", 2_000).await.unwrap().is_none());
+}
+
+async fn api_tokens(store: Arc<dyn Store>) {
+    let t = ApiToken {
+        id: "t1".into(),
+        name: "ci".into(),
+        role: Role::Operator,
+        created_at: 5,
+        revoked_at: None,
+    };
+    store.insert_api_token(&t, &[1; 32]).await.unwrap();
+    assert_eq!(store.api_token_by_hash(&[1; 32]).await.unwrap(), Some(t.clone()));
+    assert!(store.api_token_by_hash(&[2; 32]).await.unwrap().is_none());
+    assert!(store.revoke_api_token("t1", 6).await.unwrap());
+    assert!(!store.revoke_api_token("t1", 7).await.unwrap());
+    assert!(
+        store.api_token_by_hash(&[1; 32]).await.unwrap().is_none(),
+        "revoked tokens do not authenticate"
+    );
+    assert_eq!(store.list_api_tokens().await.unwrap()[0].revoked_at, Some(6));
+}
+
+async fn audit_chain_is_appended_in_order(store: Arc<dyn Store>) {
+    let mut handles = Vec::new();
+    for n in 0..20 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let e = NewAuditEntry {
+                at: n,
+                actor: "a".into(),
+                action: "x.y".into(),
+                target: n.to_string(),
+                detail: "{}".into(),
+            };
+            store.append_audit(&e).await.unwrap()
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let entries = store.list_audit(0, 100).await.unwrap();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+    let (report, _) = pqescape_orchestrator::audit::verify_chain(
+        &entries,
+        pqescape_orchestrator::audit::Checkpoint::START,
+    );
+    assert!(report.valid, "{report:?}");
+    assert_eq!(store.list_audit(18, 100).await.unwrap().len(), 2);
+}
+
+async fn settings_and_signing_key_are_set_once(store: Arc<dyn Store>) {
+    assert_eq!(store.init_setting("k", b"first").await.unwrap(), b"first");
+    assert_eq!(store.init_setting("k", b"second").await.unwrap(), b"first");
+    let key =
+        |id: &str| StoredSigningKey { id: id.into(), seed_sealed: vec![1], public_key: vec![2] };
+    assert_eq!(store.init_signing_key(&key("a"), 1).await.unwrap().id, "a");
+    assert_eq!(store.init_signing_key(&key("b"), 2).await.unwrap().id, "a");
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = TempDir::new();
+                    super::$case(sqlite_store(&dir).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = PgDatabase::create().await;
+                    super::$case(pg_store(&db).await).await;
+                    db.drop_now().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    consumers_register_list_and_page,
+    names_are_unique,
+    labels_and_revocation,
+    enrollment_tokens_are_one_time_and_expire,
+    api_tokens,
+    audit_chain_is_appended_in_order,
+    settings_and_signing_key_are_set_once,
+);
