@@ -117,7 +117,7 @@ impl Orchestrator {
         Ok(Caller { token_id: token.id, name: token.name, role: token.role })
     }
 
-    async fn record(
+    pub(crate) async fn record_change(
         &self,
         caller: &Caller,
         action: &str,
@@ -181,7 +181,7 @@ impl Orchestrator {
         let consumer = NewConsumer { id: id.clone(), name: name.to_owned(), labels, now: now() };
         self.store.insert_consumer(&consumer, &row).await?;
         let detail = json!({ "name": name, "labels": consumer.labels, "token_expires_at": issued.expires_at });
-        self.record(caller, "consumer.register", &id, detail).await?;
+        self.record_change(caller, "consumer.register", &id, detail).await?;
         let stored = self.store.consumer(&id).await?.ok_or(AdminError::NotFound("consumer"))?;
         Ok((stored, issued))
     }
@@ -201,7 +201,7 @@ impl Orchestrator {
         let ttl = self.token_ttl(token_ttl_secs)?;
         let (row, issued) = self.new_enrollment_token(id, ttl);
         self.store.insert_enrollment_token(&row).await?;
-        self.record(
+        self.record_change(
             caller,
             "consumer.issue_token",
             id,
@@ -239,7 +239,7 @@ impl Orchestrator {
         uuid_ok(id)?;
         let updated = self.store.set_labels(id, &labels, now()).await?;
         let updated = updated.ok_or(AdminError::NotFound("consumer"))?;
-        self.record(caller, "consumer.set_labels", id, json!({ "labels": labels })).await?;
+        self.record_change(caller, "consumer.set_labels", id, json!({ "labels": labels })).await?;
         Ok(updated)
     }
 
@@ -249,7 +249,7 @@ impl Orchestrator {
         uuid_ok(id)?;
         let revoked = self.store.revoke_consumer(id, now()).await?;
         let revoked = revoked.ok_or(AdminError::NotFound("consumer"))?;
-        self.record(caller, "consumer.revoke", id, json!({})).await?;
+        self.record_change(caller, "consumer.revoke", id, json!({})).await?;
         Ok(revoked)
     }
 
@@ -274,8 +274,13 @@ impl Orchestrator {
         caller.require(Role::Admin)?;
         validate_name("name", name)?;
         let (token, secret) = self.insert_api_token(name, role).await?;
-        self.record(caller, "api_token.create", &token.id, json!({ "name": name, "role": role }))
-            .await?;
+        self.record_change(
+            caller,
+            "api_token.create",
+            &token.id,
+            json!({ "name": name, "role": role }),
+        )
+        .await?;
         Ok((token, secret))
     }
 
@@ -308,7 +313,7 @@ impl Orchestrator {
         if !self.store.revoke_api_token(id, now()).await? {
             return Err(AdminError::NotFound("api token"));
         }
-        self.record(caller, "api_token.revoke", id, json!({})).await
+        self.record_change(caller, "api_token.revoke", id, json!({})).await
     }
 
     /// Audit entries after `after`.

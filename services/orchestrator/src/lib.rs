@@ -12,6 +12,8 @@ pub mod access;
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod campaign;
+pub mod campaigns;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -186,6 +186,66 @@ async fn settings_and_signing_key_are_set_once(store: Arc<dyn Store>) {
     assert_eq!(store.init_signing_key(&key("b"), 2).await.unwrap().id, "a");
 }
 
+async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "c", "selector": "env=prod", "target_suite": "x25519-mlkem1024", "deadline": 5_000,
+        "waves": [5, 100], "drill": true, "directives": "{\"reload\":true}"
+    }))
+    .unwrap();
+    let c = Campaign {
+        id: "c1".into(),
+        spec: req.validate(1_000).unwrap(),
+        state: S::Draft,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: None,
+        finished_at: None,
+    };
+    store.insert_campaign(&c).await.unwrap();
+    assert_eq!(store.campaign("c1").await.unwrap().unwrap(), c, "round trip");
+
+    assert!(
+        store
+            .transition_campaign("c1", &[S::Armed], S::Running, 1_100, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let armed = store
+        .transition_campaign("c1", &[S::Draft], S::Armed, 1_200, Some(b"manifest"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((armed.state, armed.armed_at), (S::Armed, Some(1_200)));
+    assert!(armed.manifest_digest.is_some());
+    assert_eq!(store.campaign_manifest("c1").await.unwrap().unwrap(), b"manifest");
+    let running = store
+        .transition_campaign("c1", &[S::Armed], S::Running, 1_300, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(running.fired_at, Some(1_300));
+    store.transition_campaign("c1", &[S::Running], S::Paused, 1_400, None).await.unwrap().unwrap();
+    let resumed = store
+        .transition_campaign("c1", &[S::Paused], S::Running, 1_500, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed.fired_at, Some(1_300), "first fire time kept");
+    let done = store
+        .transition_campaign("c1", &[S::Running], S::Cancelled, 1_600, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.finished_at, Some(1_600));
+    assert_eq!(store.campaign_manifest("c1").await.unwrap().unwrap(), b"manifest", "kept");
+    assert_eq!(store.list_campaigns(None, 10).await.unwrap().items.len(), 1);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -220,4 +280,5 @@ conformance!(
     api_tokens,
     audit_chain_is_appended_in_order,
     settings_and_signing_key_are_set_once,
+    campaigns_move_only_along_their_rules,
 );

@@ -53,6 +53,7 @@ fn parse_query(q: ListQuery) -> Result<ConsumerQuery, Invalid> {
         state,
         after: q.after,
         limit: page_size(q.limit)?,
+        exclude_suite: None,
     })
 }
 

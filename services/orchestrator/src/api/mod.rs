@@ -6,6 +6,7 @@
 
 mod access;
 mod auth;
+mod campaigns;
 mod consumers;
 mod enroll;
 mod ops;
@@ -30,8 +31,11 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// The whole HTTP surface. `metrics` renders `/metrics` when given.
 pub fn router(orchestrator: Arc<Orchestrator>, metrics: Option<PrometheusHandle>) -> Router {
-    let api =
-        Router::new().merge(consumers::routes()).merge(access::routes()).merge(ops::api_routes());
+    let api = Router::new()
+        .merge(consumers::routes())
+        .merge(campaigns::routes())
+        .merge(access::routes())
+        .merge(ops::api_routes());
     let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(enroll::routes())

@@ -16,6 +16,7 @@ mod sqlite;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::campaign::{Campaign, CampaignState};
 use crate::domain::{ConsumerState, Labels, Role, Selector};
 
 pub use postgres::PgStore;
@@ -122,6 +123,8 @@ pub struct ConsumerQuery {
     pub name_contains: Option<String>,
     /// Only consumers in this state.
     pub state: Option<ConsumerState>,
+    /// Leave out consumers already on this suite.
+    pub exclude_suite: Option<String>,
     /// Return consumers whose id sorts after this one.
     pub after: Option<String>,
     /// Page size.
@@ -236,6 +239,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_consumer(&self, id: &str, now: Timestamp) -> StoreResult<Option<Consumer>>;
     /// The consumer's sealed PSK, once enrolled.
     async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
+    /// How many consumers a query selects (its page bounds ignored).
+    async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64>;
     /// Counts of consumers by state and suite.
     async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>>;
 
@@ -283,6 +288,25 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<AuditEntry>;
     /// Entries after `after_seq`, in order.
     async fn list_audit(&self, after_seq: u64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Stores a new campaign (a draft).
+    async fn insert_campaign(&self, c: &Campaign) -> StoreResult<()>;
+    /// One campaign.
+    async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>>;
+    /// A campaign's signed manifest, once armed.
+    async fn campaign_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Campaigns, newest first by id order of creation.
+    async fn list_campaigns(&self, after: Option<&str>, limit: u32) -> StoreResult<Page<Campaign>>;
+    /// Moves a campaign to `to` if it is in one of `from`; stores `manifest` if given.
+    /// Returns the campaign after the change, or `None` if it was not in `from`.
+    async fn transition_campaign(
+        &self,
+        id: &str,
+        from: &[CampaignState],
+        to: CampaignState,
+        now: Timestamp,
+        manifest: Option<&[u8]>,
+    ) -> StoreResult<Option<Campaign>>;
 
     /// The signing key, if one was created.
     async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>>;

@@ -10,6 +10,10 @@ pub(super) const CONSUMER_COLUMNS: &str = "id, name, labels, state, suite, key_i
 
 pub(super) const AUDIT_COLUMNS: &str = "seq, at, actor, action, target, detail, prev_hash, hash";
 
+pub(super) const CAMPAIGN_COLUMNS: &str = "id, name, selector, target_suite, waves, max_in_flight, \
+     failure_threshold, deadline, drill, sign_handshakes, directives, state, manifest, created_by, \
+     created_at, updated_at, armed_at, fired_at, finished_at";
+
 pub(super) const TOKEN_COLUMNS: &str = "id, consumer_id, verifier, created_at, expires_at";
 
 /// Builds the consumer listing statement; returns it with its string parameters in order
@@ -27,6 +31,9 @@ pub(super) fn consumer_listing(q: &super::ConsumerQuery) -> (String, Vec<String>
     if let Some(state) = q.state {
         next(&mut sql, " AND c.state = ?", state.as_str().to_owned());
     }
+    if let Some(suite) = &q.exclude_suite {
+        next(&mut sql, " AND c.suite <> ?", suite.clone());
+    }
     if let Some(text) = &q.name_contains {
         let escaped =
             text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -42,6 +49,12 @@ pub(super) fn consumer_listing(q: &super::ConsumerQuery) -> (String, Vec<String>
     (sql, params)
 }
 
+/// `'a', 'b'`: a SQL list of campaign states. The names are this crate's constants.
+pub(super) fn state_list(states: &[crate::campaign::CampaignState]) -> String {
+    let quoted: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    quoted.join(", ")
+}
+
 /// Implements [`super::Store`] for `$store`, a struct with a `pool: sqlx::Pool<$db>`.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr) => {
@@ -53,7 +66,8 @@ macro_rules! sql_store {
 
         use crate::audit;
         use crate::domain::{ConsumerState, Labels, Role};
-        use crate::store::sql::{consumer_listing, AUDIT_COLUMNS, CONSUMER_COLUMNS, TOKEN_COLUMNS};
+        use crate::store::sql::{consumer_listing, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, TOKEN_COLUMNS};
+        use crate::campaign::{Campaign, CampaignSpec, CampaignState};
         use crate::store::{
             ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
             NewConsumer, Page, SealedPsk, Store, StoreError, StoredSigningKey, Timestamp,
@@ -118,6 +132,40 @@ macro_rules! sql_store {
                 detail: row.try_get("detail")?,
                 prev_hash: row.try_get("prev_hash")?,
                 hash: row.try_get("hash")?,
+            })
+        }
+
+        fn campaign_from_row(row: &DbRow) -> StoreResult<Campaign> {
+            let text = |col: &str| -> StoreResult<String> { Ok(row.try_get::<String, _>(col)?) };
+            let bad = |detail: String| corrupt("campaigns", detail);
+            let state = text("state")?;
+            let waves: Vec<u8> = serde_json::from_str(&text("waves")?).map_err(|e| bad(e.to_string()))?;
+            let suite = text("target_suite")?;
+            let manifest: Option<Vec<u8>> = row.try_get("manifest")?;
+            let digest = manifest.map(|m| hex::encode(pqescape_message::campaign::manifest_digest(&m)));
+            let spec = CampaignSpec {
+                name: text("name")?,
+                selector: text("selector")?.parse().map_err(|e: crate::domain::Invalid| bad(e.to_string()))?,
+                target_suite: pqescape_message::types::Suite::from_name(&suite).ok_or_else(|| bad(suite.clone()))?,
+                waves,
+                max_in_flight: unsigned("campaigns", row.try_get("max_in_flight")?)?,
+                failure_threshold_percent: unsigned("campaigns", row.try_get("failure_threshold")?)?,
+                deadline: row.try_get("deadline")?,
+                drill: row.try_get("drill")?,
+                sign_handshakes: row.try_get("sign_handshakes")?,
+                directives: text("directives")?,
+            };
+            Ok(Campaign {
+                id: text("id")?,
+                spec,
+                state: CampaignState::parse(&state).ok_or_else(|| bad(state.clone()))?,
+                manifest_digest: digest,
+                created_by: text("created_by")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                armed_at: row.try_get("armed_at")?,
+                fired_at: row.try_get("fired_at")?,
+                finished_at: row.try_get("finished_at")?,
             })
         }
 
@@ -281,6 +329,19 @@ macro_rules! sql_store {
                     key_id: unsigned("consumers", row.try_get("key_id")?)?,
                     sealed: row.try_get("psk_sealed")?,
                 }))
+            }
+
+            async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64> {
+                let (listing, params) = consumer_listing(q);
+                // The listing without its order and limit, counted.
+                let filter = listing.split(" ORDER BY ").next().unwrap_or_default().to_owned();
+                let sql = format!("SELECT COUNT(*) AS n FROM ({filter}) t");
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for p in &params {
+                    query = query.bind(p);
+                }
+                let row = query.fetch_one(&self.pool).await?;
+                unsigned("consumers", row.try_get("n")?)
             }
 
             async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>> {
@@ -455,6 +516,90 @@ macro_rules! sql_store {
                 let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
                 let rows = sqlx::query(AssertSqlSafe(sql)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
                 rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn insert_campaign(&self, c: &Campaign) -> StoreResult<()> {
+                let waves = serde_json::to_string(&c.spec.waves).map_err(|e| corrupt("campaigns", e))?;
+                sqlx::query(
+                    "INSERT INTO campaigns (id, name, selector, target_suite, waves, max_in_flight, \
+                     failure_threshold, deadline, drill, sign_handshakes, directives, state, created_by, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+                )
+                .bind(&c.id)
+                .bind(&c.spec.name)
+                .bind(c.spec.selector.to_string())
+                .bind(c.spec.target_suite.name())
+                .bind(waves)
+                .bind(i64::from(c.spec.max_in_flight))
+                .bind(i64::from(c.spec.failure_threshold_percent))
+                .bind(c.spec.deadline)
+                .bind(c.spec.drill)
+                .bind(c.spec.sign_handshakes)
+                .bind(&c.spec.directives)
+                .bind(c.state.as_str())
+                .bind(&c.created_by)
+                .bind(c.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_on_unique("campaign id"))?;
+                Ok(())
+            }
+
+            async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>> {
+                let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(campaign_from_row).transpose()
+            }
+
+            async fn campaign_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT manifest FROM campaigns WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get::<Option<Vec<u8>>, _>("manifest")).transpose()?.flatten())
+            }
+
+            async fn list_campaigns(&self, after: Option<&str>, limit: u32) -> StoreResult<Page<Campaign>> {
+                let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id > $1 ORDER BY id LIMIT $2");
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit) + 1)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut items = rows.iter().map(campaign_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let more = items.len() > limit as usize;
+                items.truncate(limit as usize);
+                let next = if more { items.last().map(|c| c.id.clone()) } else { None };
+                Ok(Page { items, next })
+            }
+
+            async fn transition_campaign(
+                &self,
+                id: &str,
+                from: &[CampaignState],
+                to: CampaignState,
+                now: Timestamp,
+                manifest: Option<&[u8]>,
+            ) -> StoreResult<Option<Campaign>> {
+                let sql = format!(
+                    "UPDATE campaigns SET state = $1, updated_at = $2, manifest = COALESCE($3, manifest), \
+                     armed_at = CASE WHEN $1 = 'armed' THEN $2 ELSE armed_at END, \
+                     fired_at = CASE WHEN $1 = 'running' AND fired_at IS NULL THEN $2 ELSE fired_at END, \
+                     finished_at = CASE WHEN $1 IN ('completed', 'cancelled') THEN $2 ELSE finished_at END \
+                     WHERE id = $4 AND state IN ({})",
+                    state_list(from)
+                );
+                let done = sqlx::query(AssertSqlSafe(sql))
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(manifest)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.campaign(id).await
             }
 
             async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>> {
