@@ -61,7 +61,10 @@ pub enum AdminError {
     /// Nothing with this id.
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness or state rule was broken.
+    /// The thing to create exists already (a taken name, say).
+    #[error("{0}")]
+    Exists(String),
+    /// A state rule was broken (firing a campaign that is not armed, say).
     #[error("{0}")]
     Conflict(String),
     /// The store failed; the detail is logged, never returned.
@@ -78,7 +81,7 @@ impl From<Invalid> for AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => AdminError::Conflict(format!("{what} already exists")),
+            StoreError::Conflict(what) => AdminError::Exists(format!("{what} already exists")),
             other => AdminError::Internal(other.to_string()),
         }
     }

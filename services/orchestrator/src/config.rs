@@ -20,6 +20,9 @@ pub struct Cli {
     /// Address of the HTTP API, dashboard and metrics.
     #[arg(long, env = "PQESCAPE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the gRPC admin API.
+    #[arg(long, env = "PQESCAPE_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
     /// PostgreSQL URL; without it, the embedded SQLite store in the data directory.
     #[arg(long, env = "PQESCAPE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -50,6 +53,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    grpc_listen: Option<SocketAddr>,
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
@@ -64,6 +68,8 @@ struct FileConfig {
 pub struct Config {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// gRPC listen address.
+    pub grpc_listen: SocketAddr,
     /// PostgreSQL URL, if any.
     pub database_url: Option<String>,
     /// Data directory.
@@ -105,6 +111,10 @@ impl Config {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            grpc_listen: cli
+                .grpc_listen
+                .or(file.grpc_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
             database_url: cli.database_url.or(file.database_url).filter(|u| !u.is_empty()),
             data_dir: cli
                 .data_dir

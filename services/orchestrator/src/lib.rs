@@ -5,7 +5,7 @@
 //! * `service`: the orchestrator object, checked against its store at start;
 //! * `admin`: the administrator's operations, shared by REST and gRPC;
 //! * `enroll`: the orchestrator's side of PQ-safe enrollment;
-//! * `api`: the REST API (axum) with problem+json errors;
+//! * `api`: the REST API (axum) with problem+json errors; `grpc`: the same over gRPC;
 //! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens.
 
 pub mod access;
@@ -18,7 +18,9 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod enroll;
+pub mod grpc;
 pub mod secrets;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -9,7 +9,7 @@ use clap::Parser;
 use pqescape_orchestrator::config::{Cli, Config};
 use pqescape_orchestrator::secrets::MasterKey;
 use pqescape_orchestrator::store::{PgStore, SqliteStore, Store};
-use pqescape_orchestrator::{Orchestrator, api, telemetry};
+use pqescape_orchestrator::{Orchestrator, server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,19 +40,18 @@ async fn run(config: Config) -> Result<(), BoxError> {
     let orchestrator = Arc::new(Orchestrator::start(store, master, config.limits.clone()).await?);
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
-    tracing::info!(listen = %address, store = orchestrator.store().backend(), "orchestrator ready");
-    println!(
-        "pqescape orchestrator: API at http://{address}/api/v1 (store: {})",
-        orchestrator.store().backend()
-    );
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen).await?;
+    let (address, grpc_address) = (listener.local_addr()?, grpc_listener.local_addr()?);
+    let backend = orchestrator.store().backend();
+    tracing::info!(listen = %address, grpc = %grpc_address, store = backend, "orchestrator ready");
+    println!("pqescape orchestrator: API at http://{address}/api/v1, gRPC admin at {grpc_address}");
+    println!("store: {backend}");
     if let Some(secret) = orchestrator.bootstrap_admin().await? {
         // Printed once on the console, never logged: it is a secret.
         println!("bootstrap admin token (shown once, store it now): {secret}");
     }
 
-    let app = api::router(orchestrator, metrics);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    server::serve(orchestrator, listener, grpc_listener, metrics, shutdown_signal()).await?;
     tracing::info!("orchestrator stopped cleanly");
     Ok(())
 }

@@ -99,7 +99,7 @@ impl From<AdminError> for Problem {
             AdminError::NotFound(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", e.to_string())
             }
-            AdminError::Conflict(_) => {
+            AdminError::Conflict(_) | AdminError::Exists(_) => {
                 Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", e.to_string())
             }
             AdminError::Internal(detail) => {

@@ -1,0 +1,39 @@
+//! Serving: the HTTP API and the gRPC admin API on their own listeners, stopped
+//! together and gracefully (requests in flight finish) when `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{Orchestrator, api, grpc};
+
+/// Serves until `shutdown` resolves and both servers have drained.
+pub async fn serve(
+    orchestrator: Arc<Orchestrator>,
+    http: TcpListener,
+    grpc_listener: TcpListener,
+    metrics: Option<PrometheusHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let app = api::router(orchestrator.clone(), metrics);
+    let http_server = axum::serve(http, app).with_graceful_shutdown(wait(stopped.clone()));
+    let grpc_server = tonic::transport::Server::builder()
+        .add_routes(grpc::services(orchestrator))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+
+    let (http_result, grpc_result) = tokio::join!(http_server, grpc_server);
+    http_result?;
+    grpc_result.map_err(std::io::Error::other)
+}

@@ -1,0 +1,109 @@
+//! The gRPC admin API over a real socket, against a real PostgreSQL store: the
+//! same semantics as REST, with gRPC status codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use pqescape_orchestrator::clock::now;
+use pqescape_orchestrator::grpc::pb;
+use pqescape_orchestrator::grpc::pb::audit_client::AuditClient;
+use pqescape_orchestrator::grpc::pb::campaigns_client::CampaignsClient;
+use pqescape_orchestrator::grpc::pb::consumers_client::ConsumersClient;
+use pqescape_orchestrator::server;
+use support::*;
+use tonic::{Code, Request};
+
+fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+fn register(name: &str, labels: &[(&str, &str)]) -> pb::RegisterConsumerRequest {
+    let labels: HashMap<String, String> =
+        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    pb::RegisterConsumerRequest { name: name.into(), labels, token_ttl_secs: None }
+}
+
+#[tokio::test]
+async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
+    let db = PgDatabase::create().await;
+    let orchestrator = orchestrator(pg_store(&db).await).await;
+    let admin = orchestrator.bootstrap_admin().await.unwrap().unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", grpc.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(orchestrator.clone(), http, grpc, None, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut consumers = ConsumersClient::connect(url.clone()).await.unwrap();
+    let created = consumers
+        .register(authed(register("edge-1", &[("env", "prod")]), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.enrollment.unwrap().token.starts_with("pqe1."));
+    let id = created.consumer.unwrap().id;
+
+    let list = pb::ListConsumersRequest { selector: "env=prod".into(), ..Default::default() };
+    let page = consumers.list(authed(list, &admin)).await.unwrap().into_inner();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, id);
+
+    // Status codes: no token, bad input, taken name, unknown id.
+    let err = consumers.get(Request::new(pb::ConsumerRef { id: id.clone() })).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = consumers
+        .register(authed(register("edge-2", &[("bad key", "v")]), &admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("labels.bad key"), "{}", err.message());
+    let err = consumers.register(authed(register("edge-1", &[]), &admin)).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = consumers
+        .get(authed(pb::ConsumerRef { id: uuid::Uuid::new_v4().to_string() }, &admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Campaigns: a plan cannot fire before it is armed; then it can, with confirmation.
+    let mut campaigns = CampaignsClient::connect(url.clone()).await.unwrap();
+    let plan = pb::CreateCampaignRequest {
+        name: "grpc plan".into(),
+        selector: "env=prod".into(),
+        target_suite: "x25519-mlkem768".into(),
+        waves: vec![20, 100],
+        deadline: now() + 3600,
+        drill: true,
+        ..Default::default()
+    };
+    let c = campaigns.create(authed(plan, &admin)).await.unwrap().into_inner();
+    let fire = |confirm: &str| pb::FireRequest { id: c.id.clone(), confirm: confirm.into() };
+    let err = campaigns.fire(authed(fire(&c.id), &admin)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let armed = campaigns
+        .arm(authed(pb::CampaignRef { id: c.id.clone() }, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(armed.manifest_digest.is_some());
+    let err = campaigns.fire(authed(fire("no"), &admin)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let running = campaigns.fire(authed(fire(&c.id), &admin)).await.unwrap().into_inner();
+    assert_eq!(running.state, "running");
+
+    let mut audit = AuditClient::connect(url).await.unwrap();
+    let report =
+        audit.verify(authed(pb::VerifyAuditRequest {}, &admin)).await.unwrap().into_inner();
+    assert!(report.valid);
+    assert_eq!(report.entries, 5, "bootstrap, register, create, arm, fire");
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    db.drop_now().await;
+}
