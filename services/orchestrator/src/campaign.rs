@@ -6,7 +6,7 @@
 //! resumed or cancelled. Delivery itself belongs to the campaign engine.
 
 use pqescape_message::freshness::MAX_VALIDITY_SECS;
-use pqescape_message::message::MAX_DIRECTIVES_LEN;
+use pqescape_message::message::{MAX_DIRECTIVES_LEN, MAX_SELECTOR_LEN};
 use pqescape_message::types::Suite;
 use serde::{Deserialize, Serialize};
 
@@ -180,7 +180,11 @@ impl CampaignRequest {
         if let Err(e) = validate_name("name", &self.name) {
             errors.push(e);
         }
-        let selector = self.selector.parse().map_err(|e| errors.push(e)).unwrap_or_default();
+        let selector: Selector =
+            self.selector.parse().map_err(|e| errors.push(e)).unwrap_or_default();
+        if selector.to_string().len() > MAX_SELECTOR_LEN {
+            errors.push(Invalid::new("selector", format!("at most {MAX_SELECTOR_LEN} bytes")));
+        }
         let suite = match Suite::from_name(&self.target_suite) {
             Some(s) if s.is_post_quantum() => s,
             _ => {

@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(config: Config) -> Result<(), BoxError> {
+    let shutdown = shutdown_signal();
     let metrics = telemetry::init_metrics();
     metrics::gauge!("pqescape_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let store = open_store(&config).await?;
@@ -43,15 +44,16 @@ async fn run(config: Config) -> Result<(), BoxError> {
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen).await?;
     let (address, grpc_address) = (listener.local_addr()?, grpc_listener.local_addr()?);
     let backend = orchestrator.store().backend();
-    tracing::info!(listen = %address, grpc = %grpc_address, store = backend, "orchestrator ready");
-    println!("pqescape orchestrator: API at http://{address}/api/v1, gRPC admin at {grpc_address}");
-    println!("store: {backend}");
     if let Some(secret) = orchestrator.bootstrap_admin().await? {
         // Printed once on the console, never logged: it is a secret.
         println!("bootstrap admin token (shown once, store it now): {secret}");
     }
+    tracing::info!(listen = %address, grpc = %grpc_address, store = backend, "orchestrator ready");
+    println!(
+        "pqescape orchestrator ({backend} store): API at http://{address}/api/v1, gRPC admin at {grpc_address}"
+    );
 
-    server::serve(orchestrator, listener, grpc_listener, metrics, shutdown_signal()).await?;
+    server::serve(orchestrator, listener, grpc_listener, metrics, shutdown).await?;
     tracing::info!("orchestrator stopped cleanly");
     Ok(())
 }
@@ -91,20 +93,23 @@ fn master_key(config: &Config, backend: &str) -> Result<MasterKey, BoxError> {
     Ok(key)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
+/// Registers for SIGTERM at once (so a signal that arrives during start-up is not
+/// lost), and resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let terminate = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            () = terminate => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        () = terminate => {},
+        tracing::info!("shutdown signal received; finishing requests in flight");
     }
-    tracing::info!("shutdown signal received; finishing requests in flight");
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::post};
@@ -21,8 +22,20 @@ pub(super) fn routes() -> Router<Arc<Orchestrator>> {
     Router::new().route("/enroll/v1/hello", post(hello)).route("/enroll/v1/confirm", post(confirm))
 }
 
-async fn hello(State(o): State<Arc<Orchestrator>>, body: Bytes) -> Result<Response, Problem> {
-    let (accept, session) = o.enroll_hello(&body).await?;
+/// The body, or a problem document when it is too large or unreadable.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|r| {
+        let slug =
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE { "too-large" } else { "malformed" };
+        Problem::new(r.status(), slug, "Unreadable request body", r.body_text())
+    })
+}
+
+async fn hello(
+    State(o): State<Arc<Orchestrator>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let (accept, session) = o.enroll_hello(&body(raw)?).await?;
     let mut response = accept.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -35,8 +48,9 @@ async fn hello(State(o): State<Arc<Orchestrator>>, body: Bytes) -> Result<Respon
 async fn confirm(
     State(o): State<Arc<Orchestrator>>,
     headers: HeaderMap,
-    body: Bytes,
+    raw: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, Problem> {
+    let body = body(raw)?;
     let session = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let consumer = o.enroll_confirm(session, &body).await?;
     tracing::info!(consumer.id = %consumer, "consumer enrolled");

@@ -45,8 +45,35 @@ pub fn router(orchestrator: Arc<Orchestrator>, metrics: Option<PrometheusHandle>
         app = app.route("/metrics", get(move || std::future::ready(handle.render())));
     }
     app.layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(orchestrator)
+}
+
+/// Counts requests by method and status class: a closed label set, never a path.
+async fn count_requests(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let class = match response.status().as_u16() {
+        100..=399 => "2xx-3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("pqescape_http_requests_total", "method" => method, "status" => class)
+        .increment(1);
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!("pqescape_http_request_duration_seconds", "method" => method)
+        .record(seconds);
+    response
 }
 
 async fn not_found() -> Problem {

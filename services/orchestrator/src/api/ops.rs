@@ -18,7 +18,14 @@ pub(super) fn routes() -> Router<Arc<Orchestrator>> {
 }
 
 pub(super) fn api_routes() -> Router<Arc<Orchestrator>> {
-    Router::new().route("/orchestrator", get(identity))
+    Router::new().route("/orchestrator", get(identity)).route("/openapi.json", get(openapi))
+}
+
+/// The OpenAPI 3.1 document of this API (services/orchestrator/openapi.json).
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn healthz() -> &'static str {

@@ -295,7 +295,7 @@ pub trait Store: Send + Sync + 'static {
     async fn campaign(&self, id: &str) -> StoreResult<Option<Campaign>>;
     /// A campaign's signed manifest, once armed.
     async fn campaign_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// Campaigns, newest first by id order of creation.
+    /// A page of campaigns in id order.
     async fn list_campaigns(&self, after: Option<&str>, limit: u32) -> StoreResult<Page<Campaign>>;
     /// Moves a campaign to `to` if it is in one of `from`; stores `manifest` if given.
     /// Returns the campaign after the change, or `None` if it was not in `from`.
