@@ -143,6 +143,14 @@ async fn enrollment_on_postgres_leaves_no_psk_in_any_table() {
     }
     assert!(dump.contains(&id), "the dump covers the consumer");
     assert!(!dump.contains(&hex::encode(psk)), "PSK in clear in the database");
+    let key = store.signing_key().await.unwrap().unwrap();
+    let master = MasterKey::from_hex(&"42".repeat(32)).unwrap();
+    let seed = master.open32(Purpose::SigningKey, &key.id, &key.seed_sealed).unwrap();
+    assert!(!dump.contains(&hex::encode(*seed)), "signing key seed in clear in the database");
+    assert!(
+        dump.contains(&hex::encode(&key.public_key[..32])),
+        "the public key is there, as it should"
+    );
     pool.close().await;
     db.drop_now().await;
 }
