@@ -6,7 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().build_client(true).build_server(true).compile_with_config(
         config,
-        &["../../proto/admin.proto"],
+        &["../../proto/admin.proto", "../../proto/agent.proto"],
         &["../../proto"],
     )?;
     Ok(())

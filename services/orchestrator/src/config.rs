@@ -23,6 +23,9 @@ pub struct Cli {
     /// Address of the gRPC admin API.
     #[arg(long, env = "PQESCAPE_GRPC_LISTEN")]
     pub grpc_listen: Option<SocketAddr>,
+    /// Address of the agent gateway.
+    #[arg(long, env = "PQESCAPE_AGENT_LISTEN")]
+    pub agent_listen: Option<SocketAddr>,
     /// PostgreSQL URL; without it, the embedded SQLite store in the data directory.
     #[arg(long, env = "PQESCAPE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -54,6 +57,7 @@ pub enum LogFormat {
 struct FileConfig {
     listen: Option<SocketAddr>,
     grpc_listen: Option<SocketAddr>,
+    agent_listen: Option<SocketAddr>,
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
@@ -70,6 +74,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// gRPC listen address.
     pub grpc_listen: SocketAddr,
+    /// Agent gateway listen address.
+    pub agent_listen: SocketAddr,
     /// PostgreSQL URL, if any.
     pub database_url: Option<String>,
     /// Data directory.
@@ -115,6 +121,10 @@ impl Config {
                 .grpc_listen
                 .or(file.grpc_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081))),
+            agent_listen: cli
+                .agent_listen
+                .or(file.agent_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
             database_url: cli.database_url.or(file.database_url).filter(|u| !u.is_empty()),
             data_dir: cli
                 .data_dir

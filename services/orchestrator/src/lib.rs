@@ -4,7 +4,7 @@
 //! * `secrets`: seals what the store must not see in clear, under the master key;
 //! * `service`: the orchestrator object, checked against its store at start;
 //! * `admin`: the administrator's operations, shared by REST and gRPC;
-//! * `enroll`: the orchestrator's side of PQ-safe enrollment;
+//! * `enroll`: the orchestrator's side of PQ-safe enrollment; `gateway`: where agents call;
 //! * `api`: the REST API (axum) with problem+json errors; `grpc`: the same over gRPC;
 //! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens.
 
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod enroll;
+pub mod gateway;
 pub mod grpc;
 pub mod secrets;
 pub mod server;

@@ -42,18 +42,23 @@ async fn run(config: Config) -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen).await?;
+    let agent_listener = tokio::net::TcpListener::bind(config.agent_listen).await?;
     let (address, grpc_address) = (listener.local_addr()?, grpc_listener.local_addr()?);
+    let agent_address = agent_listener.local_addr()?;
     let backend = orchestrator.store().backend();
     if let Some(secret) = orchestrator.bootstrap_admin().await? {
         // Printed once on the console, never logged: it is a secret.
         println!("bootstrap admin token (shown once, store it now): {secret}");
     }
-    tracing::info!(listen = %address, grpc = %grpc_address, store = backend, "orchestrator ready");
+    tracing::info!(listen = %address, grpc = %grpc_address, agents = %agent_address, store = backend, "orchestrator ready");
     println!(
-        "pqescape orchestrator ({backend} store): API at http://{address}/api/v1, gRPC admin at {grpc_address}"
+        "pqescape orchestrator ({backend} store): API at http://{address}/api/v1, \
+         gRPC admin at {grpc_address}, agent gateway at {agent_address}"
     );
 
-    server::serve(orchestrator, listener, grpc_listener, metrics, shutdown).await?;
+    let listeners =
+        server::Listeners { http: listener, admin: grpc_listener, agents: agent_listener };
+    server::serve(orchestrator, listeners, metrics, shutdown).await?;
     tracing::info!("orchestrator stopped cleanly");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Serving: the HTTP API and the gRPC admin API on their own listeners, stopped
-//! together and gracefully (requests in flight finish) when `shutdown` resolves.
+//! Serving: the HTTP API, the gRPC admin API and the agent gateway on their own
+//! listeners, stopped together and gracefully (requests in flight finish) when `shutdown` resolves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,16 +8,26 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::{Orchestrator, api, grpc};
+use crate::{Orchestrator, api, gateway, grpc};
 
-/// Serves until `shutdown` resolves and both servers have drained.
+/// The three listeners: HTTP (REST, metrics), gRPC admin, agent gateway.
+pub struct Listeners {
+    /// REST API, enrollment over HTTP, health, metrics.
+    pub http: TcpListener,
+    /// gRPC admin API.
+    pub admin: TcpListener,
+    /// Agent gateway.
+    pub agents: TcpListener,
+}
+
+/// Serves until `shutdown` resolves and every server has drained.
 pub async fn serve(
     orchestrator: Arc<Orchestrator>,
-    http: TcpListener,
-    grpc_listener: TcpListener,
+    listeners: Listeners,
     metrics: Option<PrometheusHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Listeners { http, admin: grpc_listener, agents } = listeners;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -26,14 +36,19 @@ pub async fn serve(
     let app = api::router(orchestrator.clone(), metrics);
     let http_server = axum::serve(http, app).with_graceful_shutdown(wait(stopped.clone()));
     let grpc_server = tonic::transport::Server::builder()
-        .add_routes(grpc::services(orchestrator))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped));
+        .add_routes(grpc::services(orchestrator.clone()))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped.clone()));
+    let gateway_server = tonic::transport::Server::builder()
+        .add_routes(gateway::services(orchestrator))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(agents), wait(stopped));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
 
-    let (http_result, grpc_result) = tokio::join!(http_server, grpc_server);
+    let (http_result, grpc_result, gateway_result) =
+        tokio::join!(http_server, grpc_server, gateway_server);
     http_result?;
-    grpc_result.map_err(std::io::Error::other)
+    grpc_result.map_err(std::io::Error::other)?;
+    gateway_result.map_err(std::io::Error::other)
 }

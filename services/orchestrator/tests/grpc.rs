@@ -36,7 +36,9 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", grpc.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(orchestrator.clone(), http, grpc, None, async move {
+    let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = server::Listeners { http, admin: grpc, agents };
+    let served = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
         let _ = stopped.await;
     }));
 

@@ -37,7 +37,16 @@ struct Running {
 
 fn start(dir: &TempDir) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pqescape-orchestrator"))
-        .args(["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
         .arg("--data-dir")
         .arg(dir.0.join("data"))
         .stdout(Stdio::piped())
@@ -111,7 +120,14 @@ fn a_wrong_master_key_refuses_to_start() {
     assert!(stop(start(&dir)).success());
     std::fs::write(dir.0.join("other.key"), "11".repeat(32)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pqescape-orchestrator"))
-        .args(["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.0.join("data"))
         .arg("--master-key-file")

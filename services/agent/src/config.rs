@@ -1,0 +1,120 @@
+//! Agent configuration: a TOML file, overridden by `PQESCAPE_AGENT_*` environment
+//! variables and flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The effective configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// URL of the orchestrator's agent gateway.
+    #[serde(default = "default_orchestrator")]
+    pub orchestrator: String,
+    /// Directory of the state file (created with mode 0700).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Suite of the enrollment key exchange.
+    #[serde(default = "default_suite")]
+    pub enrollment_suite: String,
+    /// Seconds to wait for the orchestrator on each call.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_orchestrator() -> String {
+    "http://127.0.0.1:8443".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/pqescape-agent")
+}
+fn default_suite() -> String {
+    "x25519-mlkem768".into()
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            orchestrator: default_orchestrator(),
+            state_dir: default_state_dir(),
+            enrollment_suite: default_suite(),
+            timeout_secs: default_timeout(),
+        }
+    }
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads `path` if given (a missing default file is not an error), then applies
+    /// the overrides.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("{}: {e}", p.display())))?;
+                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?
+            }
+            None => Config::default(),
+        };
+        if let Some(o) = overrides.orchestrator {
+            config.orchestrator = o;
+        }
+        if let Some(d) = overrides.state_dir {
+            config.state_dir = d;
+        }
+        if !config.orchestrator.starts_with("http://")
+            && !config.orchestrator.starts_with("https://")
+        {
+            return Err(ConfigError(format!(
+                "orchestrator must be an http(s) URL, not {:?}",
+                config.orchestrator
+            )));
+        }
+        if pqescape_message::types::Suite::from_name(&config.enrollment_suite)
+            .is_none_or(|s| !s.is_post_quantum())
+        {
+            return Err(ConfigError(
+                "enrollment_suite must be x25519-mlkem768 or x25519-mlkem1024".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// Values given on the command line or in the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Gateway URL.
+    pub orchestrator: Option<String>,
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_bad_values_are_refused() {
+        let c = Config::load(
+            None,
+            Overrides { orchestrator: Some("http://o:1".into()), state_dir: None },
+        )
+        .unwrap();
+        assert_eq!(c.orchestrator, "http://o:1");
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/pqescape-agent"));
+        assert!(
+            Config::load(None, Overrides { orchestrator: Some("o:1".into()), state_dir: None })
+                .is_err()
+        );
+        assert!(toml::from_str::<Config>("colour = 1").is_err());
+    }
+}

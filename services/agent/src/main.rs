@@ -1,0 +1,106 @@
+//! `pqescape-agent`: enroll this host with a one-time token, or show its state.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pqescape_agent::config::{Config, Overrides};
+use pqescape_agent::enroll::enroll;
+use pqescape_agent::state::AgentState;
+use zeroize::Zeroizing;
+
+#[derive(Parser, Debug)]
+#[command(name = "pqescape-agent", version, about = "The pqescape agent")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, env = "PQESCAPE_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// URL of the orchestrator's agent gateway.
+    #[arg(long, env = "PQESCAPE_AGENT_ORCHESTRATOR")]
+    orchestrator: Option<String>,
+    /// State directory.
+    #[arg(long, env = "PQESCAPE_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Enroll with a one-time token, read from a file or from standard input ("-"),
+    /// so that it never appears in the process list.
+    Enroll {
+        /// File holding the token, or "-" for standard input.
+        #[arg(long, env = "PQESCAPE_AGENT_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
+    /// Print this agent's identity and state (never its keys).
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides { orchestrator: cli.orchestrator, state_dir: cli.state_dir };
+    let config = match Config::load(cli.config.as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    match cli.command {
+        Command::Enroll { token_file } => {
+            let token = match read_token(&token_file) {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
+            };
+            match enroll(&config, &token).await {
+                Ok(state) => {
+                    println!(
+                        "enrolled as consumer {} (key id {})",
+                        state.consumer_id,
+                        key_id(&state)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Status => match AgentState::load(&config.state_dir) {
+            Ok(Some(state)) => {
+                println!("consumer {}", state.consumer_id);
+                println!(
+                    "suite {}; key id {}; last sequence {}",
+                    state.suite,
+                    key_id(&state),
+                    state.last_sequence
+                );
+                println!("orchestrator {}", state.orchestrator);
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!("not enrolled (no state in {})", config.state_dir.display());
+                ExitCode::from(3)
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn key_id(state: &AgentState) -> u32 {
+    state.psks.iter().map(|p| p.key_id).max().unwrap_or(0)
+}
+
+fn read_token(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
+    let mut text = Zeroizing::new(String::new());
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = Zeroizing::new(std::fs::read_to_string(path)?);
+    }
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("pqescape-agent: {e}");
+    ExitCode::FAILURE
+}
