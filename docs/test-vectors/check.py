@@ -41,7 +41,7 @@ def mac(key: bytes, *parts: bytes) -> bytes:
 def escape_keys(base: bytes, consumer: bytes, key_id: int, mode: int) -> dict:
     prk = hkdf_extract(b"pqescape/v1 base", base)
     binding = consumer + struct.pack(">IB", key_id, mode)
-    names = ["escape mac", "escape enc", "ack mac", "status mac", "context salt"]
+    names = ["escape mac", "escape enc", "ack mac", "status mac", "context salt", "channel mac"]
     return {n: hkdf_expand(prk, b"pqescape/v1 " + n.encode() + binding, 32) for n in names}
 
 
@@ -134,6 +134,16 @@ def check_status(v: dict) -> None:
     assert msg[52] == v["status"] and msg[-TAG_LEN - len(v["detail"]):-TAG_LEN] == v["detail"].encode()
 
 
+def check_channel_hello(v: dict) -> None:
+    msg = bytes.fromhex(v["message"])
+    assert msg[:4] == b"PQES" and msg[5] == 0x07
+    consumer, key_id = msg[8:24], struct.unpack(">I", msg[24:28])[0]
+    assert consumer.hex() == v["consumer_id"] and key_id == v["key_id"]
+    assert msg[28:44].hex() == v["challenge"], "the challenge is echoed"
+    keys = escape_keys(bytes.fromhex(v["psk"]), consumer, key_id, 0)
+    assert mac(keys["channel mac"], msg[:-TAG_LEN]) == msg[-TAG_LEN:], "channel MAC"
+
+
 def check_manifest(v: dict) -> None:
     msg = bytes.fromhex(v["message"])
     assert sha256(msg).hex() == v["digest"]
@@ -148,6 +158,7 @@ def main() -> int:
     check_handshakes(load("handshake.json"))
     check_status(load("status.json"))
     check_manifest(load("manifest.json"))
+    check_channel_hello(load("channel-hello.json"))
     print("test vectors: all checks hold")
     return 0
 

@@ -1,6 +1,7 @@
 //! pqescape-message: the escape protocol of pqescape, with no I/O.
 pub mod agent;
 pub mod campaign;
+pub mod channel;
 pub mod context;
 pub mod enrollment;
 pub mod error;

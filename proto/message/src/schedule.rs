@@ -39,6 +39,8 @@ pub mod label {
     pub const ACK_MAC: &[u8] = b"pqescape/v1 ack mac";
     /// MAC key of status reports.
     pub const STATUS_MAC: &[u8] = b"pqescape/v1 status mac";
+    /// MAC key of the channel hello.
+    pub const CHANNEL_MAC: &[u8] = b"pqescape/v1 channel mac";
     /// Salt that mixes the PSK into the handshake secret.
     pub const CONTEXT_SALT: &[u8] = b"pqescape/v1 context salt";
     /// Server key confirmation.
@@ -71,6 +73,8 @@ pub struct EscapeKeys {
     pub status_mac: SecretKey,
     /// HKDF salt that carries the base key into the handshake secret.
     pub context_salt: SecretKey,
+    /// HMAC key of the channel hello (dedicated-PSK mode only, §6.8).
+    pub channel_mac: SecretKey,
 }
 
 impl EscapeKeys {
@@ -85,6 +89,7 @@ impl EscapeKeys {
             ack_mac: key(label::ACK_MAC),
             status_mac: key(label::STATUS_MAC),
             context_salt: key(label::CONTEXT_SALT),
+            channel_mac: key(label::CHANNEL_MAC),
         }
     }
 }

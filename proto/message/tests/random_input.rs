@@ -19,6 +19,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = Ack::decode(bytes);
     let _ = HandshakeResponse::decode(bytes);
     let _ = Finished::decode(bytes);
+    let _ = ChannelHello::decode(bytes);
     let _ = StatusReport::decode(bytes);
     let _ = CampaignManifest::decode(bytes);
     let _ = EnrollHello::decode(bytes);
@@ -32,7 +33,7 @@ fn decode_all(bytes: &[u8]) {
 
 /// Bytes that get past the header check, so the body parsers are exercised.
 fn framed() -> impl Strategy<Value = Vec<u8>> {
-    let types = prop::sample::select(vec![1u8, 2, 3, 4, 5, 6, 0x10, 0x11, 0x12]);
+    let types = prop::sample::select(vec![1u8, 2, 3, 4, 5, 6, 7, 0x10, 0x11, 0x12]);
     (types, proptest::collection::vec(any::<u8>(), 0..2048)).prop_map(|(ty, body)| {
         let mut v = MAGIC.to_vec();
         v.extend_from_slice(&[VERSION, ty]);

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use common::*;
 use pqescape_message::agent::verify_escape;
 use pqescape_message::campaign::{ManifestOrder, manifest_digest, sign_manifest};
+use pqescape_message::channel::seal_hello;
 use pqescape_message::enrollment::{AgentEnrollment, EnrollmentToken, accept_enrollment};
 use pqescape_message::message::{Exchange, Status};
 use pqescape_message::orchestrator::{EscapeOrder, respond, seal_escape};
@@ -59,6 +60,7 @@ fn key_schedule() -> Value {
             "escape_mac": hx(keys.escape_mac.expose()), "escape_enc": hx(keys.escape_enc.expose()),
             "ack_mac": hx(keys.ack_mac.expose()), "status_mac": hx(keys.status_mac.expose()),
             "context_salt": hx(keys.context_salt.expose()),
+            "channel_mac": hx(keys.channel_mac.expose()),
         },
         "handshake": {
             "input": { "context_salt": hx(keys.context_salt.expose()),
@@ -224,6 +226,12 @@ fn enrollment() -> Value {
     })
 }
 
+fn channel_hello() -> Value {
+    let bytes = seal_hello(CONSUMER, 1, &psk(), [0xc4; 16], "pqescape-agent 0.1.0").unwrap();
+    json!({ "psk": hx(psk().expose()), "consumer_id": hx(&CONSUMER.0), "key_id": 1,
+            "challenge": hx(&[0xc4; 16]), "agent_version": "pqescape-agent 0.1.0", "message": hx(&bytes) })
+}
+
 fn all_vectors() -> Vec<(&'static str, Value)> {
     vec![
         ("key-schedule.json", key_schedule()),
@@ -238,6 +246,7 @@ fn all_vectors() -> Vec<(&'static str, Value)> {
         ),
         ("manifest.json", manifest()),
         ("status.json", status()),
+        ("channel-hello.json", channel_hello()),
         ("enrollment.json", enrollment()),
     ]
 }

@@ -3,10 +3,13 @@
 //! * `config`: the TOML file and its overrides;
 //! * `state`: what must survive a crash, written atomically with mode 0600;
 //! * `enroll`: PQ-safe enrollment with a one-time token;
+//! * `channel`: the persistent, authenticated channel, with backoff and jitter;
 //! * `gateway`: the generated client of the orchestrator's agent gateway.
 //!
-//! The persistent escape channel, hooks and migration come with the campaign engine.
+//! Escape handling, hooks and migration come with the campaign engine.
 
+pub mod backoff;
+pub mod channel;
 pub mod config;
 pub mod enroll;
 pub mod gateway;

@@ -37,6 +37,12 @@ enum Command {
     },
     /// Print this agent's identity and state (never its keys).
     Status,
+    /// Hold the channel to the orchestrator until SIGTERM or Ctrl-C.
+    Run {
+        /// Log format: text or json.
+        #[arg(long, env = "PQESCAPE_AGENT_LOG_FORMAT", default_value = "text")]
+        log_format: String,
+    },
 }
 
 #[tokio::main]
@@ -64,6 +70,14 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => fail(&e),
             }
+        }
+        Command::Run { log_format } => {
+            init_logs(&log_format);
+            let shutdown = shutdown_signal();
+            tracing::info!(orchestrator = %config.orchestrator, "agent starting");
+            pqescape_agent::channel::run(&config, shutdown).await;
+            tracing::info!("agent stopped");
+            ExitCode::SUCCESS
         }
         Command::Status => match AgentState::load(&config.state_dir) {
             Ok(Some(state)) => {
@@ -103,4 +117,33 @@ fn read_token(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("pqescape-agent: {e}");
     ExitCode::FAILURE
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Registers for SIGTERM at once and resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let terminate = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            () = terminate => {},
+        }
+    }
 }

@@ -1,15 +1,29 @@
 //! The agent gateway (proto/agent.proto): where agents reach the orchestrator.
 //!
-//! For now it carries enrollment; the persistent escape channel joins it with the
-//! campaign engine. It is a listener of its own, apart from the admin APIs, so the
-//! two can be exposed to different networks.
+//! It carries enrollment and each enrolled agent's persistent channel, which opens
+//! with a challenge and the agent's channel hello (protocol.md §8.4). It is a
+//! listener of its own, apart from the admin APIs, so the two can be exposed to
+//! different networks.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tonic::{Request, Response, Status};
+use pqescape_message::channel::verify_hello;
+use pqescape_message::message::ChannelHello;
+use pqescape_message::secret::SecretKey;
+use rand_core::Rng;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::Orchestrator;
+use crate::clock::now;
+use crate::connections::OUTBOUND_QUEUE;
+use crate::domain::ConsumerState;
 use crate::enroll::EnrollError;
+use crate::secrets::Purpose;
 
 /// Code generated from proto/agent.proto.
 #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +32,9 @@ pub mod pb {
 }
 
 use pb::agent_gateway_server::{AgentGateway, AgentGatewayServer};
+
+/// How long an agent has to answer the challenge.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest message an agent may send: the largest enrollment message is under 2 KiB.
 pub const MAX_MESSAGE: usize = 16 * 1024;
@@ -47,8 +64,27 @@ fn status(e: EnrollError) -> Status {
     }
 }
 
+type Outbound = mpsc::Sender<Result<pb::GatewayFrame, Status>>;
+
 #[tonic::async_trait]
 impl AgentGateway for Gateway {
+    type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::GatewayFrame, Status>> + Send>>;
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<pb::AgentFrame>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let mut challenge = [0u8; 16];
+        rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut challenge);
+        let frame = pb::gateway_frame::Frame::Challenge(challenge.to_vec());
+        tx.send(Ok(pb::GatewayFrame { frame: Some(frame) }))
+            .await
+            .map_err(|_| Status::cancelled("closed"))?;
+        tokio::spawn(run_channel(self.0.clone(), req.into_inner(), tx, challenge));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn enroll_hello(
         &self,
         req: Request<pb::EnrollHelloRequest>,
@@ -68,4 +104,101 @@ impl AgentGateway for Gateway {
         metrics::counter!("pqescape_enrollments_total").increment(1);
         Ok(Response::new(pb::EnrollConfirmResponse { consumer_id }))
     }
+}
+
+/// One agent's channel: authenticate, register, serve frames, unregister.
+async fn run_channel(
+    o: Arc<Orchestrator>,
+    mut inbound: Streaming<pb::AgentFrame>,
+    tx: Outbound,
+    challenge: [u8; 16],
+) {
+    let consumer =
+        match tokio::time::timeout(HELLO_TIMEOUT, authenticate(&o, &mut inbound, &challenge)).await
+        {
+            Ok(Ok(consumer)) => consumer,
+            Ok(Err(refusal)) => {
+                let _ = tx.send(Err(refusal)).await;
+                return;
+            }
+            Err(_) => {
+                metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
+                    .increment(1);
+                let _ = tx.send(Err(Status::deadline_exceeded("no channel hello in time"))).await;
+                return;
+            }
+        };
+    let span = tracing::info_span!("agent channel", consumer.id = %consumer);
+    let _guard = span.enter();
+    let channel = o.connections.insert(&consumer, tx);
+    tracing::info!("agent connected");
+    while let Ok(Some(frame)) = inbound.message().await {
+        match frame.frame {
+            Some(pb::agent_frame::Frame::Heartbeat(_)) => {
+                if let Err(e) = o.store.touch_consumer(&consumer, now(), None).await {
+                    tracing::warn!(error = %e, "could not record the heartbeat");
+                }
+            }
+            Some(pb::agent_frame::Frame::Message(_)) => {
+                // Escape exchanges arrive with the campaign engine; until then no
+                // message is expected after the hello.
+                metrics::counter!("pqescape_channel_rejections_total", "kind" => "unexpected")
+                    .increment(1);
+                tracing::warn!("unexpected protocol message on the channel");
+            }
+            None => {}
+        }
+    }
+    o.connections.remove(&consumer, channel);
+    let _ = o.store.touch_consumer(&consumer, now(), None).await;
+    tracing::info!("agent disconnected");
+}
+
+/// Reads the channel hello and checks it (protocol.md §8.4). Every refusal looks the
+/// same to the peer; the log and the metric say why.
+async fn authenticate(
+    o: &Orchestrator,
+    inbound: &mut Streaming<pb::AgentFrame>,
+    challenge: &[u8; 16],
+) -> Result<String, Status> {
+    let refuse = |kind: &'static str| {
+        metrics::counter!("pqescape_channel_rejections_total", "kind" => kind).increment(1);
+        tracing::warn!(error.kind = kind, "channel hello refused");
+        Status::unauthenticated("channel hello refused")
+    };
+    let first = inbound
+        .message()
+        .await
+        .map_err(|_| refuse("transport"))?
+        .ok_or_else(|| refuse("closed"))?;
+    let Some(pb::agent_frame::Frame::Message(bytes)) = first.frame else {
+        return Err(refuse("not_a_hello"));
+    };
+    let hello = ChannelHello::decode(&bytes).map_err(|e| refuse(e.kind()))?;
+    let id = pqescape_message::types::ConsumerId(hello.consumer.0).to_string();
+    let consumer = o
+        .store
+        .consumer(&id)
+        .await
+        .map_err(|_| refuse("store"))?
+        .ok_or_else(|| refuse("unknown_consumer"))?;
+    if consumer.state != ConsumerState::Enrolled {
+        return Err(refuse("not_enrolled"));
+    }
+    let sealed = o
+        .store
+        .consumer_psk(&id)
+        .await
+        .map_err(|_| refuse("store"))?
+        .ok_or_else(|| refuse("no_psk"))?;
+    if sealed.key_id != hello.key_id {
+        return Err(refuse("unknown_key_id"));
+    }
+    let psk =
+        o.master.open32(Purpose::Psk, &id, &sealed.sealed).map_err(|_| refuse("sealed_psk"))?;
+    verify_hello(&bytes, &hello, challenge, &SecretKey::from_bytes(*psk))
+        .map_err(|e| refuse(e.kind()))?;
+    let version: String = hello.agent_version.chars().filter(|c| !c.is_control()).collect();
+    o.store.touch_consumer(&id, now(), Some(&version)).await.map_err(|_| refuse("store"))?;
+    Ok(id)
 }

@@ -16,6 +16,7 @@ pub mod campaign;
 pub mod campaigns;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod enroll;
 pub mod gateway;

@@ -48,6 +48,7 @@ pub struct Orchestrator {
     pub(crate) master: MasterKey,
     pub(crate) signer: OrchestratorSigningKey,
     pub(crate) limits: Limits,
+    pub(crate) connections: crate::connections::Connections,
 }
 
 impl Orchestrator {
@@ -64,12 +65,17 @@ impl Orchestrator {
             _ => return Err(StartError::WrongMasterKey),
         }
         let signer = load_signing_key(store.as_ref(), &master).await?;
-        Ok(Self { store, master, signer, limits })
+        Ok(Self { store, master, signer, limits, connections: Default::default() })
     }
 
     /// The store in use.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The agents connected to this replica.
+    pub fn connections(&self) -> &crate::connections::Connections {
+        &self.connections
     }
 
     /// The ML-DSA-65 key agents pin.

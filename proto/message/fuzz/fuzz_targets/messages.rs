@@ -13,7 +13,7 @@ fn same(input: &[u8], encoded: Option<Vec<u8>>) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, input)) = data.split_first() else { return };
-    match which % 9 {
+    match which % 10 {
         0 => same(input, Escape::decode(input).ok().and_then(|m| m.encode().ok())),
         1 => same(input, Ack::decode(input).ok().and_then(|m| m.encode().ok())),
         2 => same(input, HandshakeResponse::decode(input).ok().and_then(|m| m.encode().ok())),
@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         5 => same(input, CampaignManifest::decode(input).ok().and_then(|m| m.encode().ok())),
         6 => same(input, EnrollHello::decode(input).ok().and_then(|m| m.encode().ok())),
         7 => same(input, EnrollAccept::decode(input).ok().and_then(|m| m.encode().ok())),
+        8 => same(input, ChannelHello::decode(input).ok().and_then(|m| m.encode().ok())),
         _ => same(input, EnrollConfirm::decode(input).ok().map(|m| m.encode())),
     }
 });

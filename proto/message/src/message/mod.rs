@@ -5,6 +5,7 @@
 //! machines in `agent`, `orchestrator` and `enrollment`, which own the keys.
 
 mod ack;
+mod channel;
 mod enroll;
 mod escape;
 mod finished;
@@ -13,6 +14,7 @@ mod response;
 mod status;
 
 pub use ack::Ack;
+pub use channel::{CHALLENGE_LEN, ChannelHello, MAX_AGENT_VERSION_LEN};
 pub use enroll::{EnrollAccept, EnrollConfirm, EnrollHello, SEALED_TOKEN_LEN};
 pub use escape::{Escape, EscapeFlags, MAX_DIRECTIVES_LEN, NONCE_LEN};
 pub use finished::Finished;

@@ -27,6 +27,8 @@ pub enum MessageType {
     StatusReport = 0x05,
     /// Orchestrator to agent: the ML-DSA signed campaign manifest.
     CampaignManifest = 0x06,
+    /// Agent to orchestrator: proves the consumer's identity on a new channel.
+    ChannelHello = 0x07,
     /// Agent to orchestrator: first enrollment message.
     EnrollHello = 0x10,
     /// Orchestrator to agent: enrollment key shares and signature.
@@ -45,6 +47,7 @@ impl MessageType {
             0x04 => Self::Finished,
             0x05 => Self::StatusReport,
             0x06 => Self::CampaignManifest,
+            0x07 => Self::ChannelHello,
             0x10 => Self::EnrollHello,
             0x11 => Self::EnrollAccept,
             0x12 => Self::EnrollConfirm,
@@ -61,6 +64,7 @@ impl MessageType {
             Self::Finished => 72,
             Self::StatusReport => 350,
             Self::CampaignManifest => 4_500,
+            Self::ChannelHello => 160,
             Self::EnrollHello => 1_700,
             Self::EnrollAccept => 7_000,
             Self::EnrollConfirm => 64,

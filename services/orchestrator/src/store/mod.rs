@@ -241,6 +241,13 @@ pub trait Store: Send + Sync + 'static {
     async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
     /// How many consumers a query selects (its page bounds ignored).
     async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64>;
+    /// Records that the consumer's agent was seen now, with the version it reported.
+    async fn touch_consumer(
+        &self,
+        id: &str,
+        now: Timestamp,
+        agent_version: Option<&str>,
+    ) -> StoreResult<()>;
     /// Counts of consumers by state and suite.
     async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>>;
 

@@ -344,6 +344,16 @@ macro_rules! sql_store {
                 unsigned("consumers", row.try_get("n")?)
             }
 
+            async fn touch_consumer(&self, id: &str, now: Timestamp, agent_version: Option<&str>) -> StoreResult<()> {
+                sqlx::query("UPDATE consumers SET last_seen = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")
+                    .bind(now)
+                    .bind(agent_version)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn consumer_counts(&self) -> StoreResult<Vec<(ConsumerState, String, u64)>> {
                 let rows = sqlx::query("SELECT state, suite, COUNT(*) AS n FROM consumers GROUP BY state, suite ORDER BY state, suite")
                     .fetch_all(&self.pool)

@@ -1,0 +1,133 @@
+//! The agent's persistent channel to the orchestrator's gateway (protocol.md §8.4):
+//! answer the challenge with a channel hello, keep the channel alive with
+//! heartbeats, and come back with backoff and jitter whenever it drops.
+
+use std::time::{Duration, Instant};
+
+use pqescape_message::channel::seal_hello;
+use pqescape_message::secret::SecretKey;
+use pqescape_message::types::ConsumerId;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::gateway::pb;
+use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
+use crate::state::AgentState;
+
+/// Version string the agent reports in its channel hello.
+pub const AGENT_VERSION: &str = concat!("pqescape-agent ", env!("CARGO_PKG_VERSION"));
+/// Interval between heartbeats.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// A channel that lived this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(60);
+
+/// Why one channel ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Not enrolled, or the state does not parse.
+    #[error("{0}")]
+    State(String),
+    /// The gateway could not be reached or the stream broke.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The gateway refused the channel hello (or anything else).
+    #[error("refused by the orchestrator: {0}")]
+    Refused(String),
+    /// The gateway did not speak the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+fn status(s: tonic::Status) -> ChannelError {
+    match s.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            ChannelError::Refused(s.message().to_owned())
+        }
+        _ => ChannelError::Transport(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+/// Keeps a channel open until `shutdown` resolves, reconnecting with backoff.
+pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()>) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::pin!(shutdown);
+    loop {
+        let started = Instant::now();
+        tokio::select! {
+            () = &mut shutdown => return,
+            result = session(config) => match result {
+                Ok(()) => tracing::info!("channel closed by the orchestrator"),
+                Err(e) => tracing::warn!(error = %e, "channel ended"),
+            },
+        }
+        if started.elapsed() >= STABLE {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(retry_in_ms = delay.as_millis() as u64, "reconnecting");
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One channel, from connection to its end.
+async fn session(config: &Config) -> Result<(), ChannelError> {
+    let state = AgentState::load(&config.state_dir)
+        .map_err(|e| ChannelError::State(e.to_string()))?
+        .ok_or_else(|| ChannelError::State("not enrolled".into()))?;
+    let (consumer, key_id, psk) = identity(&state)?;
+
+    let endpoint = tonic::transport::Endpoint::from_shared(config.orchestrator.clone())
+        .map_err(|e| ChannelError::Transport(e.to_string()))?
+        .connect_timeout(Duration::from_secs(config.timeout_secs))
+        .http2_keep_alive_interval(HEARTBEAT);
+    let channel = endpoint.connect().await.map_err(|e| ChannelError::Transport(e.to_string()))?;
+    let mut client = AgentGatewayClient::new(channel);
+    let (tx, rx) = mpsc::channel(16);
+    let mut inbound = client.attach(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
+
+    let challenge = match inbound.message().await.map_err(status)?.and_then(|f| f.frame) {
+        Some(pb::gateway_frame::Frame::Challenge(c)) => <[u8; 16]>::try_from(c.as_slice())
+            .map_err(|_| ChannelError::Protocol("challenge of the wrong length".into()))?,
+        _ => {
+            return Err(ChannelError::Protocol("the gateway did not open with a challenge".into()));
+        }
+    };
+    let hello = seal_hello(consumer, key_id, &psk, challenge, AGENT_VERSION)
+        .map_err(|e| ChannelError::Protocol(e.to_string()))?;
+    let send = |frame| pb::AgentFrame { frame: Some(frame) };
+    let closed = |_| ChannelError::Transport("stream closed".into());
+    tx.send(send(pb::agent_frame::Frame::Message(hello))).await.map_err(closed)?;
+    tracing::info!(consumer.id = %consumer, "channel open");
+
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            frame = inbound.message() => match frame.map_err(status)? {
+                None => return Ok(()),
+                Some(_) => tracing::debug!("frame received; escapes are handled by the campaign engine"),
+            },
+            _ = beat.tick() => {
+                let heartbeat = send(pb::agent_frame::Frame::Heartbeat(pb::Heartbeat {}));
+                tx.send(heartbeat).await.map_err(closed)?;
+            }
+        }
+    }
+}
+
+/// Consumer id, newest key id and its PSK, from the state.
+fn identity(state: &AgentState) -> Result<(ConsumerId, u32, SecretKey), ChannelError> {
+    let bad = |what: &str| ChannelError::State(format!("state file: {what}"));
+    let uuid: Vec<u8> =
+        hex::decode(state.consumer_id.replace('-', "")).map_err(|_| bad("consumer id"))?;
+    let consumer = ConsumerId(uuid.try_into().map_err(|_| bad("consumer id"))?);
+    let newest = state.psks.iter().max_by_key(|p| p.key_id).ok_or_else(|| bad("no PSK"))?;
+    let bytes = zeroize::Zeroizing::new(hex::decode(newest.psk.as_str()).map_err(|_| bad("PSK"))?);
+    let psk: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad("PSK"))?;
+    Ok((consumer, newest.key_id, SecretKey::from_bytes(psk)))
+}
