@@ -103,6 +103,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_configuration_loads() {
+        let path = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/systemd/agent.toml.example"
+        ));
+        let c = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/pqescape-agent"));
+    }
+
+    #[test]
     fn overrides_win_and_bad_values_are_refused() {
         let c = Config::load(
             None,

@@ -149,6 +149,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_configuration_loads() {
+        let path = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/systemd/orchestrator.toml.example"
+        ));
+        let c = Config::load(Cli { config: Some(path), ..Cli::default() }).unwrap();
+        assert_eq!(
+            (c.listen.port(), c.grpc_listen.port(), c.agent_listen.port()),
+            (8080, 8081, 8443)
+        );
+    }
+
+    #[test]
     fn flags_override_the_file_and_unknown_keys_are_refused() {
         let dir = std::env::temp_dir().join(format!("pqescape-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
