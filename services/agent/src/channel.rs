@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::escape::EscapeHandler;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
 use crate::state::AgentState;
@@ -52,13 +53,20 @@ fn status(s: tonic::Status) -> ChannelError {
 /// Keeps a channel open until `shutdown` resolves, reconnecting with backoff.
 pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()>) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    // After a refusal the next attempt proves the previous PSK: the orchestrator may
+    // not have committed a ratchet whose finished message it never received.
+    let mut refusals = 0usize;
     tokio::pin!(shutdown);
     loop {
         let started = Instant::now();
         tokio::select! {
             () = &mut shutdown => return,
-            result = session(config) => match result {
+            result = session(config, refusals) => match result {
                 Ok(()) => tracing::info!("channel closed by the orchestrator"),
+                Err(ChannelError::Refused(why)) => {
+                    refusals += 1;
+                    tracing::warn!(error = %why, "channel ended: refused by the orchestrator");
+                }
                 Err(e) => tracing::warn!(error = %e, "channel ended"),
             },
         }
@@ -75,11 +83,11 @@ pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()
 }
 
 /// One channel, from connection to its end.
-async fn session(config: &Config) -> Result<(), ChannelError> {
+async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
     let state = AgentState::load(&config.state_dir)
         .map_err(|e| ChannelError::State(e.to_string()))?
         .ok_or_else(|| ChannelError::State("not enrolled".into()))?;
-    let (consumer, key_id, psk) = identity(&state)?;
+    let (consumer, key_id, psk) = identity(&state, refusals)?;
 
     let endpoint = tonic::transport::Endpoint::from_shared(config.orchestrator.clone())
         .map_err(|e| ChannelError::Transport(e.to_string()))?
@@ -104,13 +112,21 @@ async fn session(config: &Config) -> Result<(), ChannelError> {
     tx.send(send(pb::agent_frame::Frame::Message(hello))).await.map_err(closed)?;
     tracing::info!(consumer.id = %consumer, "channel open");
 
+    let mut handler = EscapeHandler::new(&config.state_dir);
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     loop {
         tokio::select! {
-            frame = inbound.message() => match frame.map_err(status)? {
+            frame = inbound.message() => match frame.map_err(status)?.and_then(|f| f.frame) {
                 None => return Ok(()),
-                Some(_) => tracing::debug!("frame received; escapes are handled by the campaign engine"),
+                Some(pb::gateway_frame::Frame::Message(bytes)) => {
+                    for reply in handle(&mut handler, &bytes) {
+                        tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
+                    }
+                }
+                Some(pb::gateway_frame::Frame::Challenge(_)) => {
+                    return Err(ChannelError::Protocol("a second challenge".into()));
+                }
             },
             _ = beat.tick() => {
                 let heartbeat = send(pb::agent_frame::Frame::Heartbeat(pb::Heartbeat {}));
@@ -120,14 +136,41 @@ async fn session(config: &Config) -> Result<(), ChannelError> {
     }
 }
 
-/// Consumer id, newest key id and its PSK, from the state.
-fn identity(state: &AgentState) -> Result<(ConsumerId, u32, SecretKey), ChannelError> {
+/// Consumer id and the PSK to prove: the newest, or an older one after refusals.
+fn identity(
+    state: &AgentState,
+    refusals: usize,
+) -> Result<(ConsumerId, u32, SecretKey), ChannelError> {
     let bad = |what: &str| ChannelError::State(format!("state file: {what}"));
     let uuid: Vec<u8> =
         hex::decode(state.consumer_id.replace('-', "")).map_err(|_| bad("consumer id"))?;
     let consumer = ConsumerId(uuid.try_into().map_err(|_| bad("consumer id"))?);
-    let newest = state.psks.iter().max_by_key(|p| p.key_id).ok_or_else(|| bad("no PSK"))?;
-    let bytes = zeroize::Zeroizing::new(hex::decode(newest.psk.as_str()).map_err(|_| bad("PSK"))?);
-    let psk: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad("PSK"))?;
-    Ok((consumer, newest.key_id, SecretKey::from_bytes(psk)))
+    let mut keys = crate::escape::psks(state).map_err(|_| bad("PSK"))?;
+    if keys.is_empty() {
+        return Err(bad("no PSK"));
+    }
+    let (key_id, psk) = keys.swap_remove(refusals % keys.len());
+    Ok((consumer, key_id, psk))
+}
+
+/// Dispatches one protocol message from the gateway; failures are logged, and
+/// whatever must be reported is in the replies.
+fn handle(handler: &mut EscapeHandler, bytes: &[u8]) -> Vec<Vec<u8>> {
+    use pqescape_message::wire::{MessageType, peek_frame};
+    let result = match peek_frame(bytes).map(|(ty, _)| ty) {
+        Ok(MessageType::Escape) => handler.on_escape(bytes),
+        Ok(MessageType::HandshakeResponse) => handler.on_response(bytes),
+        Ok(other) => {
+            tracing::warn!(message.type = ?other, "unexpected message from the gateway");
+            Ok(Vec::new())
+        }
+        Err(e) => {
+            tracing::warn!(error.kind = e.kind(), "unparseable message from the gateway");
+            Ok(Vec::new())
+        }
+    };
+    result.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "escape step failed");
+        Vec::new()
+    })
 }

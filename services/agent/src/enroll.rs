@@ -70,6 +70,7 @@ pub async fn enroll(config: &Config, token_text: &str) -> Result<AgentState, Enr
         last_sequence: 0,
         orchestrator_key: hex::encode(pinned.as_bytes()),
         orchestrator: config.orchestrator.clone(),
+        pending_escape: None,
     };
     state.save(&config.state_dir)?;
     Ok(state)

@@ -3,14 +3,16 @@
 //! * `config`: the TOML file and its overrides;
 //! * `state`: what must survive a crash, written atomically with mode 0600;
 //! * `enroll`: PQ-safe enrollment with a one-time token;
+//! * `escape`: verify, persist, acknowledge, migrate and report;
 //! * `channel`: the persistent, authenticated channel, with backoff and jitter;
 //! * `gateway`: the generated client of the orchestrator's agent gateway.
 //!
-//! Escape handling, hooks and migration come with the campaign engine.
+//! Hooks run after migration come next.
 
 pub mod backoff;
 pub mod channel;
 pub mod config;
 pub mod enroll;
+pub mod escape;
 pub mod gateway;
 pub mod state;

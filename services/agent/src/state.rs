@@ -80,6 +80,10 @@ pub struct AgentState {
     pub orchestrator_key: String,
     /// The gateway the agent enrolled with.
     pub orchestrator: String,
+    /// The escape accepted (its sequence persisted) whose handshake has not finished,
+    /// hex: after a restart the agent resumes it with fresh key shares.
+    #[serde(default)]
+    pub pending_escape: Option<String>,
 }
 
 impl AgentState {
@@ -160,6 +164,7 @@ mod tests {
             last_sequence: seq,
             orchestrator_key: "00".into(),
             orchestrator: "http://x".into(),
+            pending_escape: None,
         }
     }
 

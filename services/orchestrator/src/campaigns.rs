@@ -147,7 +147,17 @@ impl Orchestrator {
                 t.action()
             ))
         })?;
-        let detail = json!({ "from": current.state, "to": updated.state, "manifest_digest": updated.manifest_digest });
+        // The outbox is filled before anyone is told the campaign runs.
+        let deliveries = match t {
+            Transition::Fire => Some(self.materialize(&updated).await?),
+            _ => None,
+        };
+        let detail = json!({
+            "from": current.state,
+            "to": updated.state,
+            "manifest_digest": updated.manifest_digest,
+            "deliveries": deliveries,
+        });
         self.record_change(caller, t.action(), id, detail).await?;
         Ok(updated)
     }

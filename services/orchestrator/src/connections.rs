@@ -54,6 +54,23 @@ impl Connections {
         metrics::gauge!("pqescape_agents_connected").set(channels.len() as f64);
     }
 
+    /// Queues a frame towards `consumer`'s agent; false if it is not connected here
+    /// or its queue is full (the engine retries on its next sweep or attach).
+    pub fn send(&self, consumer: &str, frame: GatewayFrame) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        channels.get(consumer).is_some_and(|c| c.sender.try_send(Ok(frame)).is_ok())
+    }
+
+    /// The consumers connected to this replica.
+    pub fn consumers(&self) -> Vec<String> {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Whether `consumer` has a channel on this replica.
     pub fn is_connected(&self, consumer: &str) -> bool {
         self.channels

@@ -132,6 +132,9 @@ async fn run_channel(
     let _guard = span.enter();
     let channel = o.connections.insert(&consumer, tx);
     tracing::info!("agent connected");
+    if let Err(e) = o.deliver(&consumer, true).await {
+        tracing::warn!(error = %e, "could not deliver on attach");
+    }
     while let Ok(Some(frame)) = inbound.message().await {
         match frame.frame {
             Some(pb::agent_frame::Frame::Heartbeat(_)) => {
@@ -139,12 +142,13 @@ async fn run_channel(
                     tracing::warn!(error = %e, "could not record the heartbeat");
                 }
             }
-            Some(pb::agent_frame::Frame::Message(_)) => {
-                // Escape exchanges arrive with the campaign engine; until then no
-                // message is expected after the hello.
-                metrics::counter!("pqescape_channel_rejections_total", "kind" => "unexpected")
-                    .increment(1);
-                tracing::warn!("unexpected protocol message on the channel");
+            Some(pb::agent_frame::Frame::Message(bytes)) => {
+                if let Err(e) = o.on_agent_message(&consumer, &bytes).await {
+                    let kind = e.kind();
+                    metrics::counter!("pqescape_agent_message_rejections_total", "kind" => kind)
+                        .increment(1);
+                    tracing::warn!(error = %e, error.kind = kind, "agent message refused");
+                }
             }
             None => {}
         }

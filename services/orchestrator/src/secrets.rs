@@ -24,6 +24,8 @@ pub enum Purpose {
     Psk,
     /// The orchestrator's half of an enrollment in progress.
     EnrollmentSession,
+    /// The orchestrator's half of a handshake awaiting the agent's finished message.
+    PendingContext,
     /// The ML-DSA-65 signing key seed.
     SigningKey,
     /// The value that proves the master key matches the database.
@@ -35,6 +37,7 @@ impl Purpose {
         match self {
             Purpose::Psk => b"psk",
             Purpose::EnrollmentSession => b"enrollment session",
+            Purpose::PendingContext => b"pending context",
             Purpose::SigningKey => b"signing key",
             Purpose::KeyCheck => b"key check",
         }

@@ -33,6 +33,7 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    let orchestrator_for_engine = orchestrator.clone();
     let app = api::router(orchestrator.clone(), metrics);
     let http_server = axum::serve(http, app).with_graceful_shutdown(wait(stopped.clone()));
     let grpc_server = tonic::transport::Server::builder()
@@ -40,7 +41,8 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped.clone()));
     let gateway_server = tonic::transport::Server::builder()
         .add_routes(gateway::services(orchestrator))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(agents), wait(stopped));
+        .serve_with_incoming_shutdown(TcpListenerStream::new(agents), wait(stopped.clone()));
+    tokio::spawn(crate::engine::run(orchestrator_for_engine, stopped));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);

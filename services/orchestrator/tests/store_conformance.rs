@@ -246,6 +246,98 @@ async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
     assert_eq!(store.list_campaigns(None, 10).await.unwrap().items.len(), 1);
 }
 
+async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::delivery::{DeliveryState as D, Migration};
+    let a = register(store.as_ref(), 1, &[]).await;
+    let b = register(store.as_ref(), 2, &[]).await;
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "d", "target_suite": "x25519-mlkem768", "deadline": 5_000, "waves": [50, 100]
+    }))
+    .unwrap();
+    let c = Campaign {
+        id: "camp".into(),
+        spec: req.validate(1_000).unwrap(),
+        state: S::Draft,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: None,
+        finished_at: None,
+    };
+    store.insert_campaign(&c).await.unwrap();
+    let targets = vec![(a.clone(), 0), (b.clone(), 1)];
+    assert_eq!(store.create_deliveries("camp", &targets, 1_100).await.unwrap(), 2);
+    assert_eq!(store.create_deliveries("camp", &targets, 1_100).await.unwrap(), 0, "only once");
+    assert_eq!(store.consumer(&a).await.unwrap().unwrap().last_sequence, 1, "sequence reserved");
+
+    assert!(store.open_delivery_for(&a).await.unwrap().is_none(), "campaign not running yet");
+    store.transition_campaign("camp", &[S::Draft], S::Running, 1_200, None).await.unwrap().unwrap();
+    let d = store.open_delivery_for(&a).await.unwrap().unwrap();
+    assert_eq!((d.state, d.sequence, d.wave), (D::Pending, 1, 0));
+    assert!(store.open_delivery_for(&b).await.unwrap().is_none(), "wave 1 is not open");
+    assert_eq!(store.wave_counts("camp").await.unwrap(), vec![(0, 1, 1), (1, 1, 1)]);
+
+    assert!(
+        store
+            .update_delivery("camp", &a, &[D::Pending], D::Sent, None, Some(b"esc"), None, 1_300)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_delivery("camp", &a, &[D::Pending], D::Sent, None, None, None, 1_301)
+            .await
+            .unwrap(),
+        "CAS"
+    );
+    assert!(
+        store
+            .update_delivery(
+                "camp",
+                &a,
+                &[D::Sent],
+                D::Negotiating,
+                None,
+                None,
+                Some(b"pend"),
+                1_302
+            )
+            .await
+            .unwrap()
+    );
+    let d = store.delivery("camp", &a).await.unwrap().unwrap();
+    assert_eq!(
+        (d.escape.as_deref(), d.pending_sealed.as_deref()),
+        (Some(&b"esc"[..]), Some(&b"pend"[..]))
+    );
+
+    let m = Migration { key_id: 2, psk_sealed: vec![4; 60], suite: "x25519-mlkem768".into() };
+    assert!(store.finish_delivery("camp", &a, D::Migrated, Some(&m), 1_400).await.unwrap());
+    assert!(
+        !store.finish_delivery("camp", &a, D::Migrated, Some(&m), 1_401).await.unwrap(),
+        "once"
+    );
+    let consumer = store.consumer(&a).await.unwrap().unwrap();
+    assert_eq!((consumer.key_id, consumer.suite.as_str()), (2, "x25519-mlkem768"));
+    assert_eq!(store.consumer_psk(&a).await.unwrap().unwrap().sealed, vec![4; 60]);
+    assert!(
+        store.delivery("camp", &a).await.unwrap().unwrap().pending_sealed.is_none(),
+        "pending state erased"
+    );
+
+    store.set_current_wave("camp", 1, 1_500).await.unwrap();
+    assert_eq!(store.current_wave("camp").await.unwrap(), 1);
+    assert!(store.open_delivery_for(&b).await.unwrap().is_some());
+    assert_eq!(store.expire_deliveries("camp", 1_600).await.unwrap(), 1);
+    let mut counts = store.delivery_counts("camp").await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(counts, vec![(D::Expired, 1), (D::Migrated, 1)]);
+    assert_eq!(store.running_campaigns().await.unwrap(), vec!["camp".to_owned()]);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -281,4 +373,5 @@ conformance!(
     audit_chain_is_appended_in_order,
     settings_and_signing_key_are_set_once,
     campaigns_move_only_along_their_rules,
+    deliveries_follow_their_state_machine,
 );

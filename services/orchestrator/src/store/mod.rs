@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::campaign::{Campaign, CampaignState};
+use crate::delivery::{Delivery, DeliveryState, Migration};
 use crate::domain::{ConsumerState, Labels, Role, Selector};
 
 pub use postgres::PgStore;
@@ -314,6 +315,61 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         manifest: Option<&[u8]>,
     ) -> StoreResult<Option<Campaign>>;
+
+    /// Creates the deliveries of a campaign, reserving each consumer's next sequence
+    /// number, unless the campaign has deliveries already. Returns how many it created.
+    async fn create_deliveries(
+        &self,
+        campaign_id: &str,
+        targets: &[(String, u32)],
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+    /// The open delivery of a running campaign whose wave is open, for a consumer.
+    async fn open_delivery_for(&self, consumer_id: &str) -> StoreResult<Option<Delivery>>;
+    /// One delivery.
+    async fn delivery(&self, campaign_id: &str, consumer_id: &str)
+    -> StoreResult<Option<Delivery>>;
+    /// Moves a delivery from one of `from` to `to`, storing what is given. False if it
+    /// was not in `from` (a duplicate or late message).
+    #[allow(clippy::too_many_arguments)]
+    async fn update_delivery(
+        &self,
+        campaign_id: &str,
+        consumer_id: &str,
+        from: &[DeliveryState],
+        to: DeliveryState,
+        reason: Option<&str>,
+        escape: Option<&[u8]>,
+        pending_sealed: Option<&[u8]>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Ends a delivery and, for a migration, changes the consumer's PSK, key id and
+    /// suite in the same transaction.
+    async fn finish_delivery(
+        &self,
+        campaign_id: &str,
+        consumer_id: &str,
+        to: DeliveryState,
+        migration: Option<&Migration>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Deliveries of a campaign counted by state.
+    async fn delivery_counts(&self, campaign_id: &str) -> StoreResult<Vec<(DeliveryState, u64)>>;
+    /// Per wave: (wave, open deliveries, all deliveries).
+    async fn wave_counts(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64, u64)>>;
+    /// The campaign's open wave, and sets it.
+    async fn set_current_wave(
+        &self,
+        campaign_id: &str,
+        wave: u32,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The campaign's open wave.
+    async fn current_wave(&self, campaign_id: &str) -> StoreResult<u32>;
+    /// Ids of campaigns in the running state.
+    async fn running_campaigns(&self) -> StoreResult<Vec<String>>;
+    /// Marks every open delivery of a campaign expired.
+    async fn expire_deliveries(&self, campaign_id: &str, now: Timestamp) -> StoreResult<u64>;
 
     /// The signing key, if one was created.
     async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>>;

@@ -14,6 +14,15 @@ pub(super) const CAMPAIGN_COLUMNS: &str = "id, name, selector, target_suite, wav
      failure_threshold, deadline, drill, sign_handshakes, directives, state, manifest, created_by, \
      created_at, updated_at, armed_at, fired_at, finished_at";
 
+pub(super) const DELIVERY_COLUMNS: &str = "d.campaign_id, d.consumer_id, d.wave, d.sequence, d.state, \
+     d.reason, d.escape_message, d.pending_sealed, d.updated_at";
+
+/// `'a', 'b'`: a SQL list of delivery states. The names are this crate's constants.
+pub(super) fn delivery_list(states: &[crate::delivery::DeliveryState]) -> String {
+    let quoted: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    quoted.join(", ")
+}
+
 pub(super) const TOKEN_COLUMNS: &str = "id, consumer_id, verifier, created_at, expires_at";
 
 /// Builds the consumer listing statement; returns it with its string parameters in order
@@ -66,7 +75,8 @@ macro_rules! sql_store {
 
         use crate::audit;
         use crate::domain::{ConsumerState, Labels, Role};
-        use crate::store::sql::{consumer_listing, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, TOKEN_COLUMNS};
+        use crate::store::sql::{consumer_listing, delivery_list, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, DELIVERY_COLUMNS, TOKEN_COLUMNS};
+        use crate::delivery::{Delivery, DeliveryState, Migration};
         use crate::campaign::{Campaign, CampaignSpec, CampaignState};
         use crate::store::{
             ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
@@ -166,6 +176,21 @@ macro_rules! sql_store {
                 armed_at: row.try_get("armed_at")?,
                 fired_at: row.try_get("fired_at")?,
                 finished_at: row.try_get("finished_at")?,
+            })
+        }
+
+        fn delivery_from_row(row: &DbRow) -> StoreResult<Delivery> {
+            let state: String = row.try_get("state")?;
+            Ok(Delivery {
+                campaign_id: row.try_get("campaign_id")?,
+                consumer_id: row.try_get("consumer_id")?,
+                wave: unsigned("deliveries", row.try_get("wave")?)?,
+                sequence: unsigned("deliveries", row.try_get("sequence")?)?,
+                state: DeliveryState::parse(&state).ok_or_else(|| corrupt("deliveries", &state))?,
+                reason: row.try_get("reason")?,
+                escape: row.try_get("escape_message")?,
+                pending_sealed: row.try_get("pending_sealed")?,
+                updated_at: row.try_get("updated_at")?,
             })
         }
 
@@ -610,6 +635,194 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 self.campaign(id).await
+            }
+
+            async fn create_deliveries(&self, campaign_id: &str, targets: &[(String, u32)], now: Timestamp) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let existing = sqlx::query("SELECT 1 AS one FROM deliveries WHERE campaign_id = $1 LIMIT 1")
+                    .bind(campaign_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if existing.is_some() {
+                    return Ok(0);
+                }
+                for (consumer, wave) in targets {
+                    let row = sqlx::query(
+                        "UPDATE consumers SET last_sequence = last_sequence + 1, updated_at = $1 \
+                         WHERE id = $2 RETURNING last_sequence",
+                    )
+                    .bind(now)
+                    .bind(consumer)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let sequence: i64 = row.try_get("last_sequence")?;
+                    sqlx::query(
+                        "INSERT INTO deliveries (campaign_id, consumer_id, wave, sequence, state, updated_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', $5)",
+                    )
+                    .bind(campaign_id)
+                    .bind(consumer)
+                    .bind(i64::from(*wave))
+                    .bind(sequence)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(targets.len() as u64)
+            }
+
+            async fn open_delivery_for(&self, consumer_id: &str) -> StoreResult<Option<Delivery>> {
+                let sql = format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id \
+                     WHERE d.consumer_id = $1 AND c.state = 'running' AND d.wave <= c.current_wave \
+                     AND d.state IN ({}) ORDER BY d.sequence LIMIT 1",
+                    delivery_list(&DeliveryState::OPEN)
+                );
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(consumer_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(delivery_from_row).transpose()
+            }
+
+            async fn delivery(&self, campaign_id: &str, consumer_id: &str) -> StoreResult<Option<Delivery>> {
+                let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.campaign_id = $1 AND d.consumer_id = $2");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id).bind(consumer_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(delivery_from_row).transpose()
+            }
+
+            async fn update_delivery(
+                &self,
+                campaign_id: &str,
+                consumer_id: &str,
+                from: &[DeliveryState],
+                to: DeliveryState,
+                reason: Option<&str>,
+                escape: Option<&[u8]>,
+                pending_sealed: Option<&[u8]>,
+                now: Timestamp,
+            ) -> StoreResult<bool> {
+                let sql = format!(
+                    "UPDATE deliveries SET state = $1, reason = COALESCE($2, reason), escape_message = COALESCE($3, escape_message), \
+                     pending_sealed = COALESCE($4, pending_sealed), attempts = attempts + 1, updated_at = $5 \
+                     WHERE campaign_id = $6 AND consumer_id = $7 AND state IN ({})",
+                    delivery_list(from)
+                );
+                let done = sqlx::query(AssertSqlSafe(sql))
+                    .bind(to.as_str())
+                    .bind(reason)
+                    .bind(escape)
+                    .bind(pending_sealed)
+                    .bind(now)
+                    .bind(campaign_id)
+                    .bind(consumer_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_delivery(
+                &self,
+                campaign_id: &str,
+                consumer_id: &str,
+                to: DeliveryState,
+                migration: Option<&Migration>,
+                now: Timestamp,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
+                     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating'",
+                )
+                .bind(to.as_str())
+                .bind(now)
+                .bind(campaign_id)
+                .bind(consumer_id)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(m) = migration {
+                    sqlx::query("UPDATE consumers SET psk_sealed = $1, key_id = $2, suite = $3, updated_at = $4 WHERE id = $5")
+                        .bind(&m.psk_sealed)
+                        .bind(i64::from(m.key_id))
+                        .bind(&m.suite)
+                        .bind(now)
+                        .bind(consumer_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn delivery_counts(&self, campaign_id: &str) -> StoreResult<Vec<(DeliveryState, u64)>> {
+                let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries WHERE campaign_id = $1 GROUP BY state")
+                    .bind(campaign_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let state: String = r.try_get("state")?;
+                        let state = DeliveryState::parse(&state).ok_or_else(|| corrupt("deliveries", &state))?;
+                        Ok((state, unsigned("deliveries", r.try_get("n")?)?))
+                    })
+                    .collect()
+            }
+
+            async fn wave_counts(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64, u64)>> {
+                let sql = format!(
+                    "SELECT wave, SUM(CASE WHEN state IN ({}) THEN 1 ELSE 0 END) AS open, COUNT(*) AS n \
+                     FROM deliveries WHERE campaign_id = $1 GROUP BY wave ORDER BY wave",
+                    delivery_list(&DeliveryState::OPEN)
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            unsigned("deliveries", r.try_get("wave")?)?,
+                            unsigned("deliveries", r.try_get("open")?)?,
+                            unsigned("deliveries", r.try_get("n")?)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn set_current_wave(&self, campaign_id: &str, wave: u32, now: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE campaigns SET current_wave = $1, updated_at = $2 WHERE id = $3")
+                    .bind(i64::from(wave))
+                    .bind(now)
+                    .bind(campaign_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn current_wave(&self, campaign_id: &str) -> StoreResult<u32> {
+                let row = sqlx::query("SELECT current_wave FROM campaigns WHERE id = $1")
+                    .bind(campaign_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(r) => unsigned("campaigns", r.try_get("current_wave")?),
+                    None => Ok(0),
+                }
+            }
+
+            async fn running_campaigns(&self) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query("SELECT id FROM campaigns WHERE state = 'running' ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+            }
+
+            async fn expire_deliveries(&self, campaign_id: &str, now: Timestamp) -> StoreResult<u64> {
+                let sql = format!(
+                    "UPDATE deliveries SET state = 'expired', pending_sealed = NULL, updated_at = $1 \
+                     WHERE campaign_id = $2 AND state IN ({})",
+                    delivery_list(&DeliveryState::OPEN)
+                );
+                let done = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(campaign_id).execute(&self.pool).await?;
+                Ok(done.rows_affected())
             }
 
             async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>> {

@@ -1,0 +1,181 @@
+//! What the agent does with an escape (protocol.md §8.1): verify it, persist its
+//! sequence before acting, acknowledge, complete the handshake, commit the new
+//! PSK and suite (not in a drill), and report.
+
+use pqescape_message::agent::{
+    AgentHandshake, AgentPolicy, ConsumerView, resume_escape, verify_escape,
+};
+use pqescape_message::error::Error;
+use pqescape_message::message::{Escape, Exchange, Status};
+use pqescape_message::report::seal_status;
+use pqescape_message::secret::SecretKey;
+use pqescape_message::sign::OrchestratorVerifyingKey;
+use pqescape_message::types::{ConsumerId, Suite};
+use zeroize::Zeroizing;
+
+use crate::state::{AgentState, StateError, StoredPsk};
+
+/// Why an escape step failed on the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum EscapeError {
+    /// The message was refused (and a rejection is reported).
+    #[error("refused: {0}")]
+    Refused(Error),
+    /// The state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The state holds something unusable.
+    #[error("state: {0}")]
+    Corrupt(&'static str),
+}
+
+/// What to send back, in order.
+pub type Replies = Vec<Vec<u8>>;
+
+/// The agent's side of escapes, across one channel.
+pub struct EscapeHandler {
+    dir: std::path::PathBuf,
+    handshake: Option<AgentHandshake>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The PSKs of the state, newest first.
+pub fn psks(state: &AgentState) -> Result<Vec<(u32, SecretKey)>, EscapeError> {
+    let mut keys = Vec::new();
+    for p in &state.psks {
+        let bytes =
+            Zeroizing::new(hex::decode(p.psk.as_str()).map_err(|_| EscapeError::Corrupt("PSK"))?);
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| EscapeError::Corrupt("PSK"))?;
+        keys.push((p.key_id, SecretKey::from_bytes(key)));
+    }
+    keys.sort_by_key(|k| std::cmp::Reverse(k.0));
+    Ok(keys)
+}
+
+fn consumer_id(state: &AgentState) -> Result<ConsumerId, EscapeError> {
+    let bytes = hex::decode(state.consumer_id.replace('-', ""))
+        .map_err(|_| EscapeError::Corrupt("consumer id"))?;
+    Ok(ConsumerId(bytes.try_into().map_err(|_| EscapeError::Corrupt("consumer id"))?))
+}
+
+fn policy(state: &AgentState) -> Result<AgentPolicy, EscapeError> {
+    let key = hex::decode(&state.orchestrator_key)
+        .map_err(|_| EscapeError::Corrupt("orchestrator key"))?;
+    let key = OrchestratorVerifyingKey::from_bytes(&key)
+        .map_err(|_| EscapeError::Corrupt("orchestrator key"))?;
+    Ok(AgentPolicy { orchestrator_key: Some(key), ..AgentPolicy::default() })
+}
+
+impl EscapeHandler {
+    /// A handler over the state in `dir`.
+    pub fn new(dir: &std::path::Path) -> Self {
+        Self { dir: dir.to_owned(), handshake: None }
+    }
+
+    fn load(&self) -> Result<AgentState, EscapeError> {
+        AgentState::load(&self.dir)?.ok_or(EscapeError::Corrupt("not enrolled"))
+    }
+
+    /// An escape arrived: verify, persist, acknowledge; or report the refusal.
+    pub fn on_escape(&mut self, bytes: &[u8]) -> Result<Replies, EscapeError> {
+        let mut state = self.load()?;
+        let keys = psks(&state)?;
+        let refs: Vec<(u32, &SecretKey)> = keys.iter().map(|(id, k)| (*id, k)).collect();
+        let current_suite = Suite::from_name(&state.suite).unwrap_or(Suite::Classical);
+        let consumer = consumer_id(&state)?;
+        let view = ConsumerView {
+            consumer,
+            psks: &refs,
+            tls_exporter: None,
+            last_sequence: state.last_sequence,
+            current_suite,
+        };
+        let policy = policy(&state)?;
+        let resuming = state.pending_escape.as_deref() == Some(hex::encode(bytes).as_str());
+        let verified = if resuming {
+            resume_escape(bytes, &view, &policy, None, now())
+        } else {
+            verify_escape(bytes, &view, &policy, None, now())
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => return self.rejection(&state, bytes, e),
+        };
+
+        // The sequence is on disk before anything answers the escape.
+        state.last_sequence = verified.sequence();
+        state.pending_escape = Some(hex::encode(bytes));
+        state.save(&self.dir)?;
+        let (handshake, ack) = verified
+            .acknowledge(&mut rand_core::UnwrapErr(getrandom::SysRng))
+            .map_err(EscapeError::Refused)?;
+        tracing::info!(
+            sequence = state.last_sequence,
+            resumed = resuming,
+            "escape accepted; acknowledged"
+        );
+        self.handshake = Some(handshake);
+        Ok(vec![ack])
+    }
+
+    fn rejection(
+        &self,
+        state: &AgentState,
+        bytes: &[u8],
+        e: Error,
+    ) -> Result<Replies, EscapeError> {
+        tracing::warn!(error.kind = e.kind(), "escape refused");
+        // Report only what can be tied to an exchange; a message that does not even
+        // parse is dropped after logging.
+        let Ok(escape) = Escape::decode(bytes) else { return Ok(Vec::new()) };
+        let exchange = Exchange {
+            consumer: escape.consumer,
+            campaign: escape.campaign,
+            sequence: escape.sequence,
+        };
+        let keys = psks(state)?;
+        let Some((key_id, psk)) = keys.first() else { return Ok(Vec::new()) };
+        let report =
+            seal_status(exchange, *key_id, psk, Status::Rejected, e.reason_code(), now(), e.kind())
+                .map_err(EscapeError::Refused)?;
+        Ok(vec![report])
+    }
+
+    /// The handshake response arrived: complete, commit, confirm, report.
+    pub fn on_response(&mut self, bytes: &[u8]) -> Result<Replies, EscapeError> {
+        let handshake =
+            self.handshake.take().ok_or(EscapeError::Corrupt("no handshake in progress"))?;
+        let mut state = self.load()?;
+        let policy = policy(&state)?;
+        let (finished, context) =
+            handshake.complete(bytes, &policy).map_err(EscapeError::Refused)?;
+        let exchange = context.exchange;
+        state.pending_escape = None;
+        let (status, key_id, psk) = if context.drill {
+            let keys = psks(&state)?;
+            let (key_id, psk) = keys.into_iter().next().ok_or(EscapeError::Corrupt("no PSK"))?;
+            (Status::DrillPassed, key_id, psk)
+        } else {
+            // The new PSK goes first; the previous one stays until the new one is used.
+            let newest = state.psks.iter().max_by_key(|p| p.key_id).cloned();
+            let fresh = StoredPsk {
+                key_id: context.next_key_id,
+                psk: Zeroizing::new(hex::encode(context.next_psk().expose())),
+            };
+            state.psks = std::iter::once(fresh).chain(newest).collect();
+            state.suite = context.suite.name().to_owned();
+            (Status::Migrated, context.next_key_id, context.next_psk().clone())
+        };
+        state.save(&self.dir)?;
+        tracing::info!(suite = %state.suite, drill = context.drill, "escape complete");
+        let report = seal_status(exchange, key_id, &psk, status, 0, now(), "")
+            .map_err(EscapeError::Refused)?;
+        Ok(vec![finished, report])
+    }
+}

@@ -1,0 +1,99 @@
+//! One consumer's progress through one campaign: the persisted state machine of
+//! the campaign engine (docs/architecture.md).
+
+use serde::Serialize;
+
+/// Where a delivery stands. Each state is stored before the message that leads
+/// out of it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its wave and for the agent to be connected.
+    Pending,
+    /// The escape was sent.
+    Sent,
+    /// The agent's acknowledgement arrived and verified.
+    Acknowledged,
+    /// The handshake response was sent; the agent's finished message is awaited.
+    Negotiating,
+    /// The new context is in force: PSK ratcheted, suite recorded.
+    Migrated,
+    /// A drill went through every step without changing anything.
+    DrillPassed,
+    /// The agent refused or failed; `reason` says why.
+    Failed,
+    /// The campaign's deadline passed first.
+    Expired,
+}
+
+impl DeliveryState {
+    /// Every state, in order.
+    pub const ALL: [DeliveryState; 8] = [
+        Self::Pending,
+        Self::Sent,
+        Self::Acknowledged,
+        Self::Negotiating,
+        Self::Migrated,
+        Self::DrillPassed,
+        Self::Failed,
+        Self::Expired,
+    ];
+    /// States from which the delivery can still move.
+    pub const OPEN: [DeliveryState; 4] =
+        [Self::Pending, Self::Sent, Self::Acknowledged, Self::Negotiating];
+
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Acknowledged => "acknowledged",
+            Self::Negotiating => "negotiating",
+            Self::Migrated => "migrated",
+            Self::DrillPassed => "drill_passed",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses [`DeliveryState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A stored delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Campaign.
+    pub campaign_id: String,
+    /// Consumer.
+    pub consumer_id: String,
+    /// Wave index (0 is the canary).
+    pub wave: u32,
+    /// The escape's sequence number, reserved when the delivery was created.
+    pub sequence: u64,
+    /// State.
+    pub state: DeliveryState,
+    /// Why it failed, as a reason code name.
+    pub reason: Option<String>,
+    /// The escape as sent (not secret: MACed, and encrypted where it says so).
+    #[serde(skip)]
+    pub escape: Option<Vec<u8>>,
+    /// The orchestrator's pending handshake state, sealed under the master key.
+    #[serde(skip)]
+    pub pending_sealed: Option<Vec<u8>>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// What a successful, non-drill delivery changes on its consumer.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    /// The ratcheted key id.
+    pub key_id: u32,
+    /// The ratcheted PSK, sealed for the consumer's row.
+    pub psk_sealed: Vec<u8>,
+    /// The suite now in force.
+    pub suite: String,
+}

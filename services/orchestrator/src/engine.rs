@@ -1,0 +1,414 @@
+//! The campaign engine: turns a fired campaign into escapes delivered, answered
+//! and confirmed, one persisted state per step (docs/architecture.md).
+//!
+//! Each replica serves the agents connected to it: it sends their open delivery
+//! when they attach and on every sweep, and handles what they send back. The
+//! sweep also opens waves, pauses a campaign whose failures pass its threshold,
+//! expires deliveries past the deadline and completes finished campaigns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pqescape_message::message::{Ack, Finished, Status, StatusReport};
+use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
+use pqescape_message::report::verify_status;
+use pqescape_message::secret::SecretKey;
+use pqescape_message::types::{CampaignId, ConsumerId, KeyMode};
+use pqescape_message::wire::{MessageType, peek_frame};
+use serde_json::json;
+
+use crate::Orchestrator;
+use crate::campaign::{Campaign, CampaignState};
+use crate::campaigns::wave_size;
+use crate::clock::now;
+use crate::delivery::{Delivery, DeliveryState as D, Migration};
+use crate::domain::ConsumerState;
+use crate::gateway::pb;
+use crate::secrets::Purpose;
+use crate::store::{ConsumerQuery, NewAuditEntry, StoreError};
+
+/// Interval between sweeps.
+pub const SWEEP: Duration = Duration::from_millis(500);
+
+/// Why the engine could not act on something. Logged and counted, never fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A message from an agent was refused.
+    #[error("message refused: {0}")]
+    Refused(pqescape_message::error::Error),
+    /// A message that matches no open delivery (late, duplicate or foreign).
+    #[error("no open delivery for this message")]
+    NoDelivery,
+    /// A sealed value did not open.
+    #[error("sealed state did not open")]
+    Sealed,
+}
+
+impl From<pqescape_message::error::Error> for EngineError {
+    fn from(e: pqescape_message::error::Error) -> Self {
+        EngineError::Refused(e)
+    }
+}
+
+impl EngineError {
+    /// Closed label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Store(_) => "store",
+            EngineError::Refused(e) => e.kind(),
+            EngineError::NoDelivery => "no_delivery",
+            EngineError::Sealed => "sealed",
+        }
+    }
+}
+
+fn uuid_bytes(id: &str) -> [u8; 16] {
+    uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).unwrap_or([0; 16])
+}
+
+fn frame(bytes: Vec<u8>) -> pb::GatewayFrame {
+    pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Message(bytes)) }
+}
+
+impl Orchestrator {
+    /// Creates a fired campaign's deliveries: its targets now, in id order, each
+    /// assigned to the first wave whose cumulative share covers its position.
+    pub async fn materialize(&self, c: &Campaign) -> Result<u64, StoreError> {
+        let mut q = ConsumerQuery {
+            selector: c.spec.selector.clone(),
+            state: Some(ConsumerState::Enrolled),
+            exclude_suite: Some(c.spec.target_suite.name().to_owned()),
+            limit: 500,
+            ..ConsumerQuery::default()
+        };
+        let mut ids = Vec::new();
+        loop {
+            let page = self.store.list_consumers(&q).await?;
+            ids.extend(page.items.into_iter().map(|c| c.id));
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => break,
+            }
+        }
+        let total = ids.len() as u64;
+        let targets: Vec<(String, u32)> = ids
+            .into_iter()
+            .enumerate()
+            .map(|(position, id)| {
+                let wave =
+                    c.spec.waves.iter().position(|&p| (position as u64) < wave_size(total, p));
+                (id, u32::try_from(wave.unwrap_or(0)).unwrap_or(0))
+            })
+            .collect();
+        self.store.create_deliveries(&c.id, &targets, now()).await
+    }
+
+    /// Sends `consumer`'s open delivery: a pending one is sealed and sent; with
+    /// `resend`, one already sent is sent again (the agent has just attached).
+    pub async fn deliver(&self, consumer: &str, resend: bool) -> Result<(), EngineError> {
+        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(()) };
+        let escape = match (d.state, &d.escape) {
+            (D::Pending, _) => self.seal_delivery(&d).await?,
+            (_, Some(escape)) if resend => escape.clone(),
+            _ => return Ok(()),
+        };
+        if self.connections.send(consumer, frame(escape)) {
+            metrics::counter!("pqescape_escapes_sent_total").increment(1);
+        }
+        Ok(())
+    }
+
+    async fn seal_delivery(&self, d: &Delivery) -> Result<Vec<u8>, EngineError> {
+        let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
+        let sealed =
+            self.store.consumer_psk(&d.consumer_id).await?.ok_or(EngineError::NoDelivery)?;
+        let psk = self.open_psk(&d.consumer_id, &sealed.sealed)?;
+        let manifest = self.store.campaign_manifest(&c.id).await?;
+        let order = EscapeOrder {
+            consumer: ConsumerId(uuid_bytes(&d.consumer_id)),
+            campaign: CampaignId(uuid_bytes(&c.id)),
+            key_id: sealed.key_id,
+            sequence: d.sequence,
+            suite: c.spec.target_suite,
+            issued_at: u64::try_from(now()).unwrap_or(0),
+            not_after: u64::try_from(c.spec.deadline).unwrap_or(0),
+            drill: c.spec.drill,
+            manifest_digest: manifest.as_deref().map(pqescape_message::campaign::manifest_digest),
+            directives: c.spec.directives.as_bytes(),
+            encrypt: !c.spec.directives.is_empty(),
+            mode: KeyMode::DedicatedPsk,
+        };
+        let escape = seal_escape(&order, &psk, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let at = now();
+        let moved = self.store.update_delivery(
+            &d.campaign_id,
+            &d.consumer_id,
+            &[D::Pending],
+            D::Sent,
+            None,
+            Some(&escape),
+            None,
+            at,
+        );
+        if !moved.await? {
+            return Err(EngineError::NoDelivery);
+        }
+        Ok(escape)
+    }
+
+    fn open_psk(&self, consumer: &str, sealed: &[u8]) -> Result<SecretKey, EngineError> {
+        let psk =
+            self.master.open32(Purpose::Psk, consumer, sealed).map_err(|_| EngineError::Sealed)?;
+        Ok(SecretKey::from_bytes(*psk))
+    }
+
+    /// Handles one protocol message from `consumer`'s channel.
+    pub async fn on_agent_message(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        match peek_frame(bytes)?.0 {
+            MessageType::Ack => self.on_ack(consumer, bytes).await,
+            MessageType::Finished => self.on_finished(consumer, bytes).await,
+            MessageType::StatusReport => self.on_status(consumer, bytes).await,
+            _ => Err(EngineError::NoDelivery),
+        }
+    }
+
+    async fn delivery_for(
+        &self,
+        consumer: &str,
+        campaign: [u8; 16],
+        sequence: u64,
+    ) -> Result<Delivery, EngineError> {
+        let campaign_id = uuid::Uuid::from_bytes(campaign).to_string();
+        let d =
+            self.store.delivery(&campaign_id, consumer).await?.ok_or(EngineError::NoDelivery)?;
+        if d.sequence != sequence {
+            return Err(EngineError::NoDelivery);
+        }
+        Ok(d)
+    }
+
+    async fn on_ack(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let ack = Ack::decode(bytes)?;
+        let d = self.delivery_for(consumer, ack.exchange.campaign.0, ack.exchange.sequence).await?;
+        let escape = d
+            .escape
+            .clone()
+            .filter(|_| matches!(d.state, D::Sent | D::Acknowledged | D::Negotiating));
+        let escape = escape.ok_or(EngineError::NoDelivery)?;
+        let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
+        let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
+        let psk = self.open_psk(consumer, &sealed.sealed)?;
+        let signer = c.spec.sign_handshakes.then_some(&self.signer);
+        let (pending, response) =
+            respond(&escape, bytes, &psk, signer, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+
+        // Persist before sending: the acknowledgement, then the pending context.
+        let at = now();
+        let open = [D::Sent, D::Acknowledged, D::Negotiating];
+        let store = &self.store;
+        if !store
+            .update_delivery(&d.campaign_id, consumer, &open, D::Acknowledged, None, None, None, at)
+            .await?
+        {
+            return Err(EngineError::NoDelivery);
+        }
+        let sealed_pending =
+            self.master.seal(Purpose::PendingContext, &pending_row(&d), &pending.to_bytes());
+        let to = D::Negotiating;
+        if !store
+            .update_delivery(
+                &d.campaign_id,
+                consumer,
+                &[D::Acknowledged],
+                to,
+                None,
+                None,
+                Some(&sealed_pending),
+                at,
+            )
+            .await?
+        {
+            return Err(EngineError::NoDelivery);
+        }
+        self.connections.send(consumer, frame(response));
+        Ok(())
+    }
+
+    async fn on_finished(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let finished = Finished::decode(bytes)?;
+        let d = self
+            .delivery_for(consumer, finished.exchange.campaign.0, finished.exchange.sequence)
+            .await?;
+        let sealed = d
+            .pending_sealed
+            .as_ref()
+            .filter(|_| d.state == D::Negotiating)
+            .ok_or(EngineError::NoDelivery)?;
+        let state = self
+            .master
+            .open(Purpose::PendingContext, &pending_row(&d), sealed)
+            .map_err(|_| EngineError::Sealed)?;
+        let context = PendingContext::from_bytes(&state)?.finish(bytes)?;
+        let (to, migration) = if context.drill {
+            (D::DrillPassed, None)
+        } else {
+            let psk_sealed = self.master.seal(Purpose::Psk, consumer, context.next_psk().expose());
+            let suite = context.suite.name().to_owned();
+            (D::Migrated, Some(Migration { key_id: context.next_key_id, psk_sealed, suite }))
+        };
+        if self
+            .store
+            .finish_delivery(&d.campaign_id, consumer, to, migration.as_ref(), now())
+            .await?
+        {
+            metrics::counter!("pqescape_deliveries_finished_total", "state" => to.as_str())
+                .increment(1);
+            tracing::info!(consumer.id = consumer, campaign.id = %d.campaign_id, state = to.as_str(), "delivery finished");
+        }
+        Ok(())
+    }
+
+    async fn on_status(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let report = StatusReport::decode(bytes)?;
+        let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
+        if sealed.key_id != report.key_id {
+            return Err(EngineError::Refused(
+                pqescape_message::error::Rejection::UnknownKeyId.into(),
+            ));
+        }
+        verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
+        if matches!(report.status, Status::Rejected | Status::Failed) {
+            let d = self
+                .delivery_for(consumer, report.exchange.campaign.0, report.exchange.sequence)
+                .await?;
+            let reason = format!("{:#06x}: {}", report.reason, report.detail);
+            let at = now();
+            self.store
+                .update_delivery(
+                    &d.campaign_id,
+                    consumer,
+                    &D::OPEN,
+                    D::Failed,
+                    Some(&reason),
+                    None,
+                    None,
+                    at,
+                )
+                .await?;
+            tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "delivery failed");
+        }
+        Ok(())
+    }
+
+    /// One sweep over the running campaigns and this replica's agents.
+    pub async fn sweep(&self) -> Result<(), EngineError> {
+        for id in self.store.running_campaigns().await? {
+            self.steer(&id).await?;
+        }
+        for consumer in self.connections.consumers() {
+            if let Err(e) = self.deliver(&consumer, false).await {
+                tracing::debug!(consumer.id = %consumer, error = %e, "delivery deferred");
+            }
+        }
+        Ok(())
+    }
+
+    /// Expires, pauses, opens the next wave or completes one running campaign.
+    async fn steer(&self, id: &str) -> Result<(), EngineError> {
+        let Some(c) = self.store.campaign(id).await? else { return Ok(()) };
+        let at = now();
+        if at > c.spec.deadline {
+            self.store.expire_deliveries(id, at).await?;
+            return self
+                .engine_transition(
+                    &c,
+                    CampaignState::Completed,
+                    "campaign.complete",
+                    json!({ "why": "deadline" }),
+                )
+                .await;
+        }
+        if self.failures_exceed_threshold(&c).await? {
+            let detail = json!({ "why": "failure threshold", "threshold_percent": c.spec.failure_threshold_percent });
+            return self
+                .engine_transition(&c, CampaignState::Paused, "campaign.pause", detail)
+                .await;
+        }
+        let waves = self.store.wave_counts(id).await?;
+        let current = self.store.current_wave(id).await?;
+        let open_up_to_current: u64 =
+            waves.iter().filter(|(w, ..)| *w <= current).map(|(_, open, _)| open).sum();
+        if open_up_to_current > 0 {
+            return Ok(());
+        }
+        match waves.iter().map(|(w, ..)| *w).find(|w| *w > current) {
+            Some(next) => Ok(self.store.set_current_wave(id, next, at).await?),
+            None => {
+                self.engine_transition(
+                    &c,
+                    CampaignState::Completed,
+                    "campaign.complete",
+                    json!({ "why": "all deliveries ended" }),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn failures_exceed_threshold(&self, c: &Campaign) -> Result<bool, EngineError> {
+        let counts = self.store.delivery_counts(&c.id).await?;
+        let failed: u64 = counts.iter().filter(|(s, _)| *s == D::Failed).map(|(_, n)| n).sum();
+        let attempted: u64 = counts.iter().filter(|(s, _)| *s != D::Pending).map(|(_, n)| n).sum();
+        Ok(failed > 0 && failed * 100 > u64::from(c.spec.failure_threshold_percent) * attempted)
+    }
+
+    async fn engine_transition(
+        &self,
+        c: &Campaign,
+        to: CampaignState,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let from = [CampaignState::Running];
+        if self.store.transition_campaign(&c.id, &from, to, now(), None).await?.is_some() {
+            let entry = NewAuditEntry {
+                at: now(),
+                actor: "engine".into(),
+                action: action.into(),
+                target: c.id.clone(),
+                detail: detail.to_string(),
+            };
+            self.store.append_audit(&entry).await?;
+            tracing::info!(campaign.id = %c.id, state = to.as_str(), "campaign state changed by the engine");
+        }
+        Ok(())
+    }
+}
+
+/// Row binding of a sealed pending context: campaign and consumer.
+fn pending_row(d: &Delivery) -> String {
+    format!("{}/{}", d.campaign_id, d.consumer_id)
+}
+
+/// Runs sweeps until `stop` turns true.
+pub async fn run(o: Arc<Orchestrator>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = o.sweep().await {
+                    metrics::counter!("pqescape_engine_errors_total", "kind" => e.kind()).increment(1);
+                    tracing::warn!(error = %e, "engine sweep failed");
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
