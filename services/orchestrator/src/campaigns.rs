@@ -12,6 +12,21 @@ use crate::clock::now;
 use crate::domain::{ConsumerState, Role, Selector};
 use crate::store::{Consumer, ConsumerQuery, Page};
 
+/// A campaign's progress at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Campaign id.
+    pub campaign: String,
+    /// Campaign state.
+    pub state: CampaignState,
+    /// The open wave (0 is the canary).
+    pub current_wave: u32,
+    /// Deliveries in all.
+    pub total: u64,
+    /// Deliveries by state, every state listed.
+    pub deliveries: std::collections::BTreeMap<String, u64>,
+}
+
 /// Consumers shown in a preview.
 pub const PREVIEW_SAMPLE: u32 = 20;
 
@@ -177,6 +192,27 @@ impl Orchestrator {
             AdminError::Conflict(
                 "the campaign's deadline has passed or is too far away; create a new one".into(),
             )
+        })
+    }
+
+    /// A campaign's progress: its state, open wave and deliveries by state.
+    pub async fn progress(&self, caller: &Caller, id: &str) -> Result<Progress, AdminError> {
+        let campaign = self.campaign(caller, id).await?;
+        let counts = self.store.delivery_counts(id).await?;
+        let deliveries = crate::delivery::DeliveryState::ALL
+            .into_iter()
+            .map(|s| {
+                (s.as_str().to_owned(), counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n))
+            })
+            .collect();
+        let total = counts.iter().map(|(_, n)| n).sum();
+        let current_wave = self.store.current_wave(id).await?;
+        Ok(Progress {
+            campaign: campaign.id,
+            state: campaign.state,
+            current_wave,
+            total,
+            deliveries,
         })
     }
 

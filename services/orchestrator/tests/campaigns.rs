@@ -221,3 +221,40 @@ async fn bad_plans_are_refused_field_by_field_and_viewers_cannot_fire() {
     let (_, list) = api.send(Method::GET, "/api/v1/campaigns", viewer, None).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn progress_is_counted_and_streamed_as_server_sent_events() {
+    let api = Api::new().await;
+    api.enrolled(4, "prod").await;
+    let (_, c) = api.send(Method::POST, "/api/v1/campaigns", &api.admin, Some(plan("live"))).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    api.send(Method::POST, &format!("/api/v1/campaigns/{id}/arm"), &api.admin, None).await;
+    api.send(
+        Method::POST,
+        &format!("/api/v1/campaigns/{id}/fire"),
+        &api.admin,
+        Some(json!({ "confirm": id })),
+    )
+    .await;
+    let (status, p) =
+        api.send(Method::GET, &format!("/api/v1/campaigns/{id}/progress"), &api.admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((p["total"].clone(), p["deliveries"]["pending"].clone()), (json!(4), json!(4)));
+    assert_eq!(p["state"], "running");
+
+    api.send(Method::POST, &format!("/api/v1/campaigns/{id}/cancel"), &api.admin, None).await;
+    let req = Request::builder()
+        .uri(format!("/api/v1/campaigns/{id}/events"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.admin))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("event: progress\ndata: "), "{text}");
+    assert!(text.contains("\"state\":\"cancelled\""), "the stream ends on a final state: {text}");
+    let (status, _) =
+        api.send(Method::GET, "/api/v1/campaigns/nope/events", &api.admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -25,6 +25,8 @@ pub(super) fn routes() -> Router<Arc<Orchestrator>> {
         .route("/campaigns/{id}", get(show))
         .route("/campaigns/{id}/preview", get(campaign_preview))
         .route("/campaigns/{id}/manifest", get(manifest))
+        .route("/campaigns/{id}/progress", get(progress))
+        .route("/campaigns/{id}/events", get(events))
         .route("/campaigns/{id}/arm", post(arm))
         .route("/campaigns/{id}/fire", post(fire))
         .route("/campaigns/{id}/pause", post(pause))
@@ -165,4 +167,50 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     step(&o, &caller, &id, Transition::Cancel).await
+}
+
+async fn progress(
+    State(o): AppState,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(o.progress(&caller, &id).await?))
+}
+
+/// Server-sent events: a `progress` event whenever the progress changes (checked
+/// every half second), ending after the campaign reaches a final state.
+async fn events(
+    State(o): AppState,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    // Unknown campaigns and callers without access are answered before streaming.
+    o.progress(&caller, &id).await?;
+    let stream = futures::stream::unfold(
+        (o, caller, id, None::<crate::campaigns::Progress>, false),
+        |(o, caller, id, last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let Ok(now) = o.progress(&caller, &id).await else { return None };
+                if last.as_ref() != Some(&now) {
+                    let finished = matches!(
+                        now.state,
+                        crate::campaign::CampaignState::Completed
+                            | crate::campaign::CampaignState::Cancelled
+                    );
+                    let event =
+                        Event::default().event("progress").json_data(&now).unwrap_or_default();
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (o, caller, id, Some(now), finished),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
