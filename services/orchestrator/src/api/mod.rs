@@ -1,5 +1,6 @@
 //! The REST API (axum): `/api/v1` for administrators, `/enroll/v1` for agents,
-//! `/healthz`, `/readyz` and `/metrics` for the platform.
+//! `/healthz`, `/readyz` and `/metrics` for the platform, and the web dashboard
+//! at `/`.
 //!
 //! Handlers are thin: they parse, call `admin` or `enroll`, and render. Every
 //! error is problem+json (problem.rs); bodies are capped at [`MAX_BODY`].
@@ -11,6 +12,7 @@ mod consumers;
 mod enroll;
 mod ops;
 pub mod problem;
+mod web;
 
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub fn router(orchestrator: Arc<Orchestrator>, metrics: Option<PrometheusHandle>
         .nest("/api/v1", api)
         .merge(enroll::routes())
         .merge(ops::routes())
+        .merge(web::routes())
         .fallback(not_found);
     if let Some(handle) = metrics {
         app = app.route("/metrics", get(move || std::future::ready(handle.render())));
