@@ -141,7 +141,8 @@ def check_channel_hello(v: dict) -> None:
     assert consumer.hex() == v["consumer_id"] and key_id == v["key_id"]
     assert msg[28:44].hex() == v["challenge"], "the challenge is echoed"
     keys = escape_keys(bytes.fromhex(v["psk"]), consumer, key_id, 0)
-    assert mac(keys["channel mac"], msg[:-TAG_LEN]) == msg[-TAG_LEN:], "channel MAC"
+    covered = msg[:-TAG_LEN] + bytes.fromhex(v["tls_binding"])
+    assert mac(keys["channel mac"], covered) == msg[-TAG_LEN:], "channel MAC over the TLS binding"
 
 
 def check_manifest(v: dict) -> None:

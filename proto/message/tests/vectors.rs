@@ -227,9 +227,11 @@ fn enrollment() -> Value {
 }
 
 fn channel_hello() -> Value {
-    let bytes = seal_hello(CONSUMER, 1, &psk(), [0xc4; 16], "pqescape-agent 0.1.0").unwrap();
+    let tls = [0xc5; 32];
+    let bytes = seal_hello(CONSUMER, 1, &psk(), [0xc4; 16], "pqescape-agent 0.1.0", &tls).unwrap();
     json!({ "psk": hx(psk().expose()), "consumer_id": hx(&CONSUMER.0), "key_id": 1,
-            "challenge": hx(&[0xc4; 16]), "agent_version": "pqescape-agent 0.1.0", "message": hx(&bytes) })
+            "challenge": hx(&[0xc4; 16]), "agent_version": "pqescape-agent 0.1.0",
+            "tls_binding": hx(&tls), "message": hx(&bytes) })
 }
 
 fn all_vectors() -> Vec<(&'static str, Value)> {

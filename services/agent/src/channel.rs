@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pqescape_message::channel::seal_hello;
 use pqescape_message::secret::SecretKey;
-use pqescape_message::types::ConsumerId;
+use pqescape_message::types::{ConsumerId, Suite};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -16,6 +16,7 @@ use crate::escape::EscapeHandler;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
 use crate::state::AgentState;
+use crate::tls::{self, Groups};
 
 /// Version string the agent reports in its channel hello.
 pub const AGENT_VERSION: &str = concat!("pqescape-agent ", env!("CARGO_PKG_VERSION"));
@@ -88,12 +89,13 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
         .map_err(|e| ChannelError::State(e.to_string()))?
         .ok_or_else(|| ChannelError::State("not enrolled".into()))?;
     let (consumer, key_id, psk) = identity(&state, refusals)?;
-
-    let endpoint = tonic::transport::Endpoint::from_shared(config.orchestrator.clone())
-        .map_err(|e| ChannelError::Transport(e.to_string()))?
-        .connect_timeout(Duration::from_secs(config.timeout_secs))
-        .http2_keep_alive_interval(HEARTBEAT);
-    let channel = endpoint.connect().await.map_err(|e| ChannelError::Transport(e.to_string()))?;
+    // Once migrated, never again a classical-only channel (protocol.md §8.4).
+    let migrated = Suite::from_name(&state.suite).is_some_and(|s| s.is_post_quantum());
+    let groups = if migrated { Groups::PostQuantum } else { Groups::Classical };
+    let timeout = Duration::from_secs(config.timeout_secs);
+    let (channel, tls) = tls::connect(&config.orchestrator, &config.ca_file, groups, timeout)
+        .await
+        .map_err(|e| ChannelError::Transport(e.to_string()))?;
     let mut client = AgentGatewayClient::new(channel);
     let (tx, rx) = mpsc::channel(16);
     let mut inbound = client.attach(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
@@ -105,12 +107,12 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
             return Err(ChannelError::Protocol("the gateway did not open with a challenge".into()));
         }
     };
-    let hello = seal_hello(consumer, key_id, &psk, challenge, AGENT_VERSION)
+    let hello = seal_hello(consumer, key_id, &psk, challenge, AGENT_VERSION, &tls.binding)
         .map_err(|e| ChannelError::Protocol(e.to_string()))?;
     let send = |frame| pb::AgentFrame { frame: Some(frame) };
     let closed = |_| ChannelError::Transport("stream closed".into());
     tx.send(send(pb::agent_frame::Frame::Message(hello))).await.map_err(closed)?;
-    tracing::info!(consumer.id = %consumer, "channel open");
+    tracing::info!(consumer.id = %consumer, tls.post_quantum = tls.post_quantum, "channel open");
 
     let mut handler = EscapeHandler::new(&config.state_dir);
     let mut beat = tokio::time::interval(HEARTBEAT);

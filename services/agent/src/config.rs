@@ -9,9 +9,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// URL of the orchestrator's agent gateway.
+    /// URL of the orchestrator's agent gateway (`https://host:port`).
     #[serde(default = "default_orchestrator")]
     pub orchestrator: String,
+    /// PEM file of the CA certificates that may sign the gateway's certificate.
+    #[serde(default = "default_ca_file")]
+    pub ca_file: PathBuf,
     /// Directory of the state file (created with mode 0700).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -24,7 +27,10 @@ pub struct Config {
 }
 
 fn default_orchestrator() -> String {
-    "http://127.0.0.1:8443".into()
+    "https://127.0.0.1:8443".into()
+}
+fn default_ca_file() -> PathBuf {
+    PathBuf::from("/etc/pqescape/gateway-ca.pem")
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/pqescape-agent")
@@ -40,6 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             orchestrator: default_orchestrator(),
+            ca_file: default_ca_file(),
             state_dir: default_state_dir(),
             enrollment_suite: default_suite(),
             timeout_secs: default_timeout(),
@@ -70,11 +77,12 @@ impl Config {
         if let Some(d) = overrides.state_dir {
             config.state_dir = d;
         }
-        if !config.orchestrator.starts_with("http://")
-            && !config.orchestrator.starts_with("https://")
-        {
+        if let Some(f) = overrides.ca_file {
+            config.ca_file = f;
+        }
+        if !config.orchestrator.starts_with("https://") {
             return Err(ConfigError(format!(
-                "orchestrator must be an http(s) URL, not {:?}",
+                "orchestrator must be an https:// URL (the agent gateway speaks TLS), not {:?}",
                 config.orchestrator
             )));
         }
@@ -96,6 +104,8 @@ pub struct Overrides {
     pub orchestrator: Option<String>,
     /// State directory.
     pub state_dir: Option<PathBuf>,
+    /// CA file.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -114,17 +124,13 @@ mod tests {
 
     #[test]
     fn overrides_win_and_bad_values_are_refused() {
-        let c = Config::load(
-            None,
-            Overrides { orchestrator: Some("http://o:1".into()), state_dir: None },
-        )
-        .unwrap();
-        assert_eq!(c.orchestrator, "http://o:1");
+        let url = |u: &str| Overrides { orchestrator: Some(u.into()), ..Overrides::default() };
+        let c = Config::load(None, url("https://o:1")).unwrap();
+        assert_eq!(c.orchestrator, "https://o:1");
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/pqescape-agent"));
-        assert!(
-            Config::load(None, Overrides { orchestrator: Some("o:1".into()), state_dir: None })
-                .is_err()
-        );
+        assert!(Config::load(None, url("o:1")).is_err());
+        // Plain HTTP would hand the channel hello to anyone on the path.
+        assert!(Config::load(None, url("http://o:1")).is_err());
         assert!(toml::from_str::<Config>("colour = 1").is_err());
     }
 }

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
 use crate::state::{AgentState, STATE_VERSION, StateError, StoredPsk};
+use crate::tls::Groups;
 
 /// Why enrollment failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +82,11 @@ async fn connect(
 ) -> Result<AgentGatewayClient<tonic::transport::Channel>, EnrollError> {
     let unreachable =
         |detail: String| EnrollError::Unreachable { url: config.orchestrator.clone(), detail };
-    let endpoint = tonic::transport::Endpoint::from_shared(config.orchestrator.clone())
-        .map_err(|e| unreachable(e.to_string()))?
-        .timeout(Duration::from_secs(config.timeout_secs))
-        .connect_timeout(Duration::from_secs(config.timeout_secs));
-    let channel = endpoint.connect().await.map_err(|e| unreachable(e.to_string()))?;
+    let timeout = Duration::from_secs(config.timeout_secs);
+    let (channel, _) =
+        crate::tls::connect(&config.orchestrator, &config.ca_file, Groups::Classical, timeout)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
     Ok(AgentGatewayClient::new(channel))
 }
 

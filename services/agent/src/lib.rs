@@ -5,6 +5,8 @@
 //! * `enroll`: PQ-safe enrollment with a one-time token;
 //! * `escape`: verify, persist, acknowledge, migrate and report;
 //! * `channel`: the persistent, authenticated channel, with backoff and jitter;
+//! * `tls`: TLS 1.3 to the gateway, classical before migration and
+//!   X25519MLKEM768 alone after it;
 //! * `gateway`: the generated client of the orchestrator's agent gateway.
 //!
 //! Hooks run after migration come next.
@@ -16,3 +18,4 @@ pub mod enroll;
 pub mod escape;
 pub mod gateway;
 pub mod state;
+pub mod tls;

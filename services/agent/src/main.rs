@@ -22,6 +22,9 @@ struct Cli {
     /// State directory.
     #[arg(long, env = "PQESCAPE_AGENT_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// PEM file of the CA certificates that may sign the gateway's certificate.
+    #[arg(long, env = "PQESCAPE_AGENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,7 +51,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let overrides = Overrides { orchestrator: cli.orchestrator, state_dir: cli.state_dir };
+    let overrides = Overrides {
+        orchestrator: cli.orchestrator,
+        state_dir: cli.state_dir,
+        ca_file: cli.ca_file,
+    };
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(c) => c,
         Err(e) => return fail(&e),

@@ -6,49 +6,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use pqescape_orchestrator::campaign::{CampaignRequest, CampaignState, Transition};
 use pqescape_orchestrator::clock::now;
 use pqescape_orchestrator::delivery::DeliveryState;
 use pqescape_orchestrator::secrets::{MasterKey, Purpose};
 use support::*;
-
-/// An agent process, killed if the test ends without stopping it.
-struct Agent(Option<Child>);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn run_agent(f: &Fixture, state: &std::path::Path) -> Agent {
-    let child = Command::new(env!("CARGO_BIN_EXE_pqescape-agent"))
-        .arg("--orchestrator")
-        .arg(&f.gateway)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["run", "--log-format", "json"])
-        .stderr(Stdio::from(std::fs::File::create(state.with_extension("log")).unwrap()))
-        .spawn()
-        .unwrap();
-    Agent(Some(child))
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 fn state_json(state: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap()
@@ -84,17 +46,11 @@ async fn count(f: &Fixture, campaign: &str, state: DeliveryState) -> u64 {
     counts.into_iter().find(|(s, _)| *s == state).map(|(_, n)| n).unwrap_or(0)
 }
 
-fn stop(mut agent: Agent) {
-    let mut child = agent.0.take().unwrap();
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_campaign_migrates_every_agent_including_one_that_was_offline() {
     let f = fixture().await;
     let agents = enrolled(&f, 3).await;
-    let mut running: Vec<Agent> = agents[..2].iter().map(|(_, s)| run_agent(&f, s)).collect();
+    let mut running: Vec<Agent> = agents[..2].iter().map(|(_, s)| f.spawn_agent(s)).collect();
     eventually("two agents connected", async || f.orchestrator.connections().len() == 2).await;
 
     // One wave: the offline agent must not hold back the others.
@@ -103,7 +59,7 @@ async fn a_campaign_migrates_every_agent_including_one_that_was_offline() {
         count(&f, &campaign, DeliveryState::Migrated).await == 2
     })
     .await;
-    running.push(run_agent(&f, &agents[2].1));
+    running.push(f.spawn_agent(&agents[2].1));
     eventually("the late agent migrated too", async || {
         count(&f, &campaign, DeliveryState::Migrated).await == 3
     })
@@ -128,15 +84,57 @@ async fn a_campaign_migrates_every_agent_including_one_that_was_offline() {
         assert!(s["last_sequence"].as_u64().unwrap() >= 1);
     }
     for child in running {
-        stop(child);
+        child.stop();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_migrated_the_channel_is_post_quantum_and_a_classical_one_is_refused() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 1).await;
+    let (id, state) = &agents[0];
+    let agent = f.spawn_agent(state);
+    eventually("the agent connected", async || f.orchestrator.connections().is_connected(id)).await;
+    let campaign = fire(&f, false, &[100]).await;
+    eventually("the agent migrated", async || {
+        count(&f, &campaign, DeliveryState::Migrated).await == 1
+    })
+    .await;
+    agent.stop();
+    let log = state.with_extension("log");
+    let opened = |text: &str, pq: bool| {
+        text.lines()
+            .filter(|l| l.contains("channel open"))
+            .any(|l| l.contains(&format!("\"tls.post_quantum\":{pq}")))
+    };
+    assert!(opened(&std::fs::read_to_string(&log).unwrap(), false), "classical before");
+
+    // Back again: the agent now offers X25519MLKEM768 alone.
+    let agent = f.spawn_agent(state);
+    eventually("the agent reconnected", async || f.orchestrator.connections().is_connected(id))
+        .await;
+    assert!(opened(&std::fs::read_to_string(&log).unwrap(), true), "post-quantum after");
+    agent.stop();
+
+    // An agent with the migrated PSK that offers only classical groups (its state
+    // edited to look unmigrated) is refused by the gateway, after a valid hello.
+    let file = state.join("state.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"x25519-mlkem768\"", "\"classical\"")).unwrap();
+    let agent = f.spawn_agent(state);
+    eventually("the classical channel is refused", async || {
+        std::fs::read_to_string(&log).unwrap().contains("refused by the orchestrator")
+    })
+    .await;
+    assert!(!f.orchestrator.connections().is_connected(id));
+    drop(agent);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drill_goes_through_every_step_and_changes_nothing() {
     let f = fixture().await;
     let agents = enrolled(&f, 2).await;
-    let running: Vec<Agent> = agents.iter().map(|(_, s)| run_agent(&f, s)).collect();
+    let running: Vec<Agent> = agents.iter().map(|(_, s)| f.spawn_agent(s)).collect();
     eventually("agents connected", async || f.orchestrator.connections().len() == 2).await;
 
     // Two waves: the second opens once the canary has ended.
@@ -156,6 +154,6 @@ async fn a_drill_goes_through_every_step_and_changes_nothing() {
         assert_eq!(s["last_sequence"], 1, "the sequence still advanced: escapes are never reused");
     }
     for child in running {
-        stop(child);
+        child.stop();
     }
 }

@@ -83,7 +83,7 @@ async fn an_unreachable_orchestrator_or_a_bad_token_fail_with_a_clear_message() 
             .output()
             .unwrap()
     };
-    let out = run("http://127.0.0.1:1");
+    let out = run("https://127.0.0.1:1");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("malformed"));
 
@@ -93,7 +93,7 @@ async fn an_unreachable_orchestrator_or_a_bad_token_fail_with_a_clear_message() 
         &mut rand_core::UnwrapErr(getrandom::SysRng),
     );
     std::fs::write(&token, valid.reveal()).unwrap();
-    let out = run("http://127.0.0.1:1");
+    let out = run("https://127.0.0.1:1");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the orchestrator"));
     assert!(!dir.join("s").join("state.json").exists());

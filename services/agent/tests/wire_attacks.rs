@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pqescape_message::orchestrator::{EscapeOrder, seal_escape};
@@ -14,15 +13,6 @@ use pqescape_message::types::{CampaignId, ConsumerId, KeyMode, Suite};
 use pqescape_orchestrator::clock::now;
 use pqescape_orchestrator::gateway::pb;
 use support::*;
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn escape(
     consumer: [u8; 16],
@@ -60,14 +50,7 @@ async fn forged_replayed_expired_misaddressed_and_flipped_escapes_change_nothing
     std::fs::write(&file, text.replace("\"last_sequence\": 0", "\"last_sequence\": 10")).unwrap();
 
     let log = state.with_extension("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_pqescape-agent"))
-        .args(["--orchestrator", &f.gateway, "--state-dir"])
-        .arg(&state)
-        .args(["run", "--log-format", "json"])
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    let _agent = Agent(child);
+    let _agent = f.spawn_agent(&state);
     for _ in 0..100 {
         if f.orchestrator.connections().is_connected(&id) {
             break;

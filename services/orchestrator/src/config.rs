@@ -35,6 +35,13 @@ pub struct Cli {
     /// File holding the master key (64 hex digits).
     #[arg(long, env = "PQESCAPE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// PEM certificate chain of the agent gateway; without it, one is generated
+    /// with a private CA under the data directory.
+    #[arg(long, env = "PQESCAPE_AGENT_TLS_CERT", requires = "agent_tls_key")]
+    pub agent_tls_cert: Option<PathBuf>,
+    /// PEM private key of the agent gateway's certificate.
+    #[arg(long, env = "PQESCAPE_AGENT_TLS_KEY", requires = "agent_tls_cert")]
+    pub agent_tls_key: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "PQESCAPE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -61,6 +68,10 @@ struct FileConfig {
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
+    agent_tls_cert: Option<PathBuf>,
+    agent_tls_key: Option<PathBuf>,
+    #[serde(default)]
+    agent_tls_names: Vec<String>,
     log_format: Option<LogFormat>,
     max_db_connections: Option<u32>,
     default_token_ttl_secs: Option<u64>,
@@ -82,6 +93,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Master key file, if given.
     pub master_key_file: Option<PathBuf>,
+    /// PEM certificate chain of the agent gateway (generated when absent).
+    pub agent_tls_cert: Option<PathBuf>,
+    /// PEM private key of the agent gateway.
+    pub agent_tls_key: Option<PathBuf>,
+    /// Extra names for a generated gateway certificate (DNS names or addresses).
+    pub agent_tls_names: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Pool size towards PostgreSQL.
@@ -109,6 +126,9 @@ impl Config {
                 .unwrap_or(defaults.default_token_ttl_secs),
             max_token_ttl_secs: file.max_token_ttl_secs.unwrap_or(defaults.max_token_ttl_secs),
         };
+        if file.agent_tls_cert.is_some() != file.agent_tls_key.is_some() {
+            return Err(ConfigError("agent_tls_cert and agent_tls_key go together".into()));
+        }
         if limits.default_token_ttl_secs > limits.max_token_ttl_secs {
             return Err(ConfigError("default_token_ttl_secs exceeds max_token_ttl_secs".into()));
         }
@@ -131,6 +151,9 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("pqescape-data")),
             master_key_file: cli.master_key_file.or(file.master_key_file),
+            agent_tls_cert: cli.agent_tls_cert.or(file.agent_tls_cert),
+            agent_tls_key: cli.agent_tls_key.or(file.agent_tls_key),
+            agent_tls_names: file.agent_tls_names,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             max_db_connections: file.max_db_connections.unwrap_or(16),
             limits,

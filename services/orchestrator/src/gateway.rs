@@ -1,9 +1,10 @@
 //! The agent gateway (proto/agent.proto): where agents reach the orchestrator.
 //!
 //! It carries enrollment and each enrolled agent's persistent channel, which opens
-//! with a challenge and the agent's channel hello (protocol.md §8.4). It is a
-//! listener of its own, apart from the admin APIs, so the two can be exposed to
-//! different networks.
+//! with a challenge and the agent's channel hello, bound to the connection's TLS
+//! session and refused on a classical-only session once the consumer has migrated
+//! (protocol.md §8.4). It is a listener of its own, apart from the admin APIs, so
+//! the two can be exposed to different networks.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use pqescape_message::channel::verify_hello;
 use pqescape_message::message::ChannelHello;
 use pqescape_message::secret::SecretKey;
+use pqescape_message::types::Suite;
 use rand_core::Rng;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -24,6 +26,7 @@ use crate::connections::OUTBOUND_QUEUE;
 use crate::domain::ConsumerState;
 use crate::enroll::EnrollError;
 use crate::secrets::Purpose;
+use crate::tls::ChannelSecurity;
 
 /// Code generated from proto/agent.proto.
 #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used)]
@@ -74,6 +77,10 @@ impl AgentGateway for Gateway {
         &self,
         req: Request<Streaming<pb::AgentFrame>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        let Some(security) = req.extensions().get::<ChannelSecurity>().cloned() else {
+            // Every gateway connection comes through the TLS acceptor (server.rs).
+            return Err(Status::unavailable("the agent gateway requires TLS"));
+        };
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let mut challenge = [0u8; 16];
         rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut challenge);
@@ -81,7 +88,7 @@ impl AgentGateway for Gateway {
         tx.send(Ok(pb::GatewayFrame { frame: Some(frame) }))
             .await
             .map_err(|_| Status::cancelled("closed"))?;
-        tokio::spawn(run_channel(self.0.clone(), req.into_inner(), tx, challenge));
+        tokio::spawn(run_channel(self.0.clone(), req.into_inner(), tx, challenge, security));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -112,26 +119,26 @@ async fn run_channel(
     mut inbound: Streaming<pb::AgentFrame>,
     tx: Outbound,
     challenge: [u8; 16],
+    security: ChannelSecurity,
 ) {
-    let consumer =
-        match tokio::time::timeout(HELLO_TIMEOUT, authenticate(&o, &mut inbound, &challenge)).await
-        {
-            Ok(Ok(consumer)) => consumer,
-            Ok(Err(refusal)) => {
-                let _ = tx.send(Err(refusal)).await;
-                return;
-            }
-            Err(_) => {
-                metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
-                    .increment(1);
-                let _ = tx.send(Err(Status::deadline_exceeded("no channel hello in time"))).await;
-                return;
-            }
-        };
+    let hello = authenticate(&o, &mut inbound, &challenge, &security);
+    let consumer = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
+        Ok(Ok(consumer)) => consumer,
+        Ok(Err(refusal)) => {
+            let _ = tx.send(Err(refusal)).await;
+            return;
+        }
+        Err(_) => {
+            metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
+                .increment(1);
+            let _ = tx.send(Err(Status::deadline_exceeded("no channel hello in time"))).await;
+            return;
+        }
+    };
     let span = tracing::info_span!("agent channel", consumer.id = %consumer);
     let _guard = span.enter();
     let channel = o.connections.insert(&consumer, tx);
-    tracing::info!("agent connected");
+    tracing::info!(tls.group = security.key_exchange, peer = %security.peer, "agent connected");
     if let Err(e) = o.deliver(&consumer, true).await {
         tracing::warn!(error = %e, "could not deliver on attach");
     }
@@ -164,6 +171,7 @@ async fn authenticate(
     o: &Orchestrator,
     inbound: &mut Streaming<pb::AgentFrame>,
     challenge: &[u8; 16],
+    security: &ChannelSecurity,
 ) -> Result<String, Status> {
     let refuse = |kind: &'static str| {
         metrics::counter!("pqescape_channel_rejections_total", "kind" => kind).increment(1);
@@ -200,8 +208,12 @@ async fn authenticate(
     }
     let psk =
         o.master.open32(Purpose::Psk, &id, &sealed.sealed).map_err(|_| refuse("sealed_psk"))?;
-    verify_hello(&bytes, &hello, challenge, &SecretKey::from_bytes(*psk))
+    verify_hello(&bytes, &hello, challenge, &SecretKey::from_bytes(*psk), &security.binding)
         .map_err(|e| refuse(e.kind()))?;
+    // A migrated consumer's channel must be post-quantum too (protocol.md §8.4).
+    if consumer.suite != Suite::Classical.name() && !security.post_quantum {
+        return Err(refuse("classical_channel"));
+    }
     let version: String = hello.agent_version.chars().filter(|c| !c.is_control()).collect();
     o.store.touch_consumer(&id, now(), Some(&version)).await.map_err(|_| refuse("store"))?;
     Ok(id)

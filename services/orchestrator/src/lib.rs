@@ -4,7 +4,8 @@
 //! * `secrets`: seals what the store must not see in clear, under the master key;
 //! * `service`: the orchestrator object, checked against its store at start;
 //! * `admin`: the administrator's operations, shared by REST and gRPC;
-//! * `enroll`: the orchestrator's side of PQ-safe enrollment; `gateway`: where agents call;
+//! * `enroll`: the orchestrator's side of PQ-safe enrollment; `gateway`: where agents call,
+//!   over TLS 1.3 with X25519MLKEM768 offered first (`tls`);
 //! * `api`: the REST API (axum) with problem+json errors; `grpc`: the same over gRPC;
 //! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens.
 
@@ -28,5 +29,6 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use service::{Limits, Orchestrator, StartError};

@@ -9,6 +9,7 @@ use clap::Parser;
 use pqescape_orchestrator::config::{Cli, Config};
 use pqescape_orchestrator::secrets::MasterKey;
 use pqescape_orchestrator::store::{PgStore, SqliteStore, Store};
+use pqescape_orchestrator::tls::GatewayTls;
 use pqescape_orchestrator::{Orchestrator, server, telemetry};
 
 #[tokio::main]
@@ -43,6 +44,7 @@ async fn run(config: Config) -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen).await?;
     let agent_listener = tokio::net::TcpListener::bind(config.agent_listen).await?;
+    let agents_tls = gateway_tls(&config)?;
     let (address, grpc_address) = (listener.local_addr()?, grpc_listener.local_addr()?);
     let agent_address = agent_listener.local_addr()?;
     let backend = orchestrator.store().backend();
@@ -53,14 +55,35 @@ async fn run(config: Config) -> Result<(), BoxError> {
     tracing::info!(listen = %address, grpc = %grpc_address, agents = %agent_address, store = backend, "orchestrator ready");
     println!(
         "pqescape orchestrator ({backend} store): API at http://{address}/api/v1, \
-         gRPC admin at {grpc_address}, agent gateway at {agent_address}"
+         gRPC admin at {grpc_address}, agent gateway at https://{agent_address}"
     );
+    if let Some(ca) = agents_tls.ca_file() {
+        println!("agents trust the gateway with --ca-file {}", ca.display());
+    }
 
-    let listeners =
-        server::Listeners { http: listener, admin: grpc_listener, agents: agent_listener };
+    let listeners = server::Listeners {
+        http: listener,
+        admin: grpc_listener,
+        agents: agent_listener,
+        agents_tls,
+    };
     server::serve(orchestrator, listeners, metrics, shutdown).await?;
     tracing::info!("orchestrator stopped cleanly");
     Ok(())
+}
+
+/// The operator's gateway certificate, or the one generated under the data directory.
+fn gateway_tls(config: &Config) -> Result<GatewayTls, BoxError> {
+    match (&config.agent_tls_cert, &config.agent_tls_key) {
+        (Some(cert), Some(key)) => Ok(GatewayTls::from_files(cert, key)?),
+        _ => {
+            let mut names = config.agent_tls_names.clone();
+            if !config.agent_listen.ip().is_unspecified() {
+                names.push(config.agent_listen.ip().to_string());
+            }
+            Ok(GatewayTls::load_or_generate(&config.data_dir, &names)?)
+        }
+    }
 }
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BoxError> {

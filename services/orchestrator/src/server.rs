@@ -1,4 +1,4 @@
-//! Serving: the HTTP API, the gRPC admin API and the agent gateway on their own
+//! Serving: the HTTP API, the gRPC admin API and the agent gateway (TLS) on their own
 //! listeners, stopped together and gracefully (requests in flight finish) when `shutdown` resolves.
 
 use std::future::Future;
@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::tls::GatewayTls;
 use crate::{Orchestrator, api, gateway, grpc};
 
 /// The three listeners: HTTP (REST, metrics), gRPC admin, agent gateway.
@@ -18,6 +19,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// Agent gateway.
     pub agents: TcpListener,
+    /// The agent gateway's TLS certificate and settings.
+    pub agents_tls: GatewayTls,
 }
 
 /// Serves until `shutdown` resolves and every server has drained.
@@ -27,7 +30,7 @@ pub async fn serve(
     metrics: Option<PrometheusHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Listeners { http, admin: grpc_listener, agents } = listeners;
+    let Listeners { http, admin: grpc_listener, agents, agents_tls } = listeners;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -41,7 +44,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped.clone()));
     let gateway_server = tonic::transport::Server::builder()
         .add_routes(gateway::services(orchestrator))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(agents), wait(stopped.clone()));
+        .serve_with_incoming_shutdown(agents_tls.incoming(agents), wait(stopped.clone()));
     tokio::spawn(crate::engine::run(orchestrator_for_engine, stopped));
     tokio::spawn(async move {
         shutdown.await;

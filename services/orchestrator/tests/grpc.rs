@@ -37,7 +37,10 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     let url = format!("http://{}", grpc.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listeners = server::Listeners { http, admin: grpc, agents };
+    let tls_dir = TempDir::new();
+    let agents_tls =
+        pqescape_orchestrator::tls::GatewayTls::load_or_generate(&tls_dir.0, &[]).unwrap();
+    let listeners = server::Listeners { http, admin: grpc, agents, agents_tls };
     let served = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
         let _ = stopped.await;
     }));

@@ -1,0 +1,359 @@
+//! TLS 1.3 on the agent gateway (protocol.md §8.4).
+//!
+//! The gateway offers the hybrid group X25519MLKEM768 first and still accepts the
+//! classical X25519 and P-256: before its escape an agent connects the classical
+//! way, which is the channel the escape travels on. What each connection
+//! negotiated travels with its requests as [`ChannelSecurity`], so the gateway can
+//! refuse classical-only channels from consumers that have migrated, and check the
+//! channel hello's MAC over this session's exporter value.
+//!
+//! Certificates come from the operator (`agent_tls_cert`, `agent_tls_key`), or, on
+//! a first run without them, are generated into the data directory: a private CA
+//! whose key is discarded once it has signed the gateway's certificate, so the CA
+//! file (`ca.pem`) is all an agent needs to trust.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pqescape_message::channel::{TLS_BINDING_LABEL, TLS_BINDING_LEN};
+use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{NamedGroup, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// How long a client has to complete its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Directory, under the data directory, of generated certificates.
+pub const GENERATED_DIR: &str = "gateway-tls";
+
+/// A TLS problem at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("{path}: {detail}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+    /// Generating a certificate failed.
+    #[error("generating the gateway certificate: {0}")]
+    Generate(String),
+}
+
+/// What the TLS handshake of one gateway connection settled.
+#[derive(Clone, Debug)]
+pub struct ChannelSecurity {
+    /// Name of the negotiated key exchange group, e.g. `X25519MLKEM768`.
+    pub key_exchange: &'static str,
+    /// Whether that group resists a quantum attacker (a hybrid with ML-KEM).
+    pub post_quantum: bool,
+    /// This session's exporter value under `TLS_BINDING_LABEL`; public.
+    pub binding: [u8; TLS_BINDING_LEN],
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// The gateway's TLS acceptor and, when generated, the CA agents must trust.
+#[derive(Clone)]
+pub struct GatewayTls {
+    acceptor: TlsAcceptor,
+    ca_file: Option<PathBuf>,
+}
+
+impl GatewayTls {
+    /// From the operator's PEM certificate chain and private key.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let file_error = |path: &Path, e: &dyn std::fmt::Display| TlsError::File {
+            path: path.into(),
+            detail: e.to_string(),
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| file_error(cert, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| file_error(cert, &e))?;
+        if chain.is_empty() {
+            return Err(file_error(cert, &"no certificate in the file"));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, &e))?;
+        Ok(Self { acceptor: acceptor(chain, key)?, ca_file: None })
+    }
+
+    /// The generated certificate under `data_dir`, made on the first call: valid
+    /// for `localhost`, the loopback addresses, this host's name and `names`.
+    pub fn load_or_generate(data_dir: &Path, names: &[String]) -> Result<Self, TlsError> {
+        let dir = data_dir.join(GENERATED_DIR);
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if !cert.exists() || !key.exists() {
+            generate(&dir, names)?;
+            tracing::warn!(
+                ca = %dir.join("ca.pem").display(),
+                "generated a private CA and a certificate for the agent gateway; give agents the CA file, or configure agent_tls_cert and agent_tls_key"
+            );
+        }
+        let mut tls = Self::from_files(&cert, &key)?;
+        tls.ca_file = Some(dir.join("ca.pem"));
+        Ok(tls)
+    }
+
+    /// The generated CA file agents must trust, when the certificate was generated.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// Accepts on `listener` and yields connections whose TLS handshake finished.
+    /// Handshakes run concurrently, each under [`HANDSHAKE_TIMEOUT`], so a slow or
+    /// silent client holds up nobody. Stops when the stream is dropped.
+    pub fn incoming(&self, listener: TcpListener) -> ReceiverStream<io::Result<TlsChannel>> {
+        let (tx, rx) = mpsc::channel(256);
+        let acceptor = self.acceptor.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = tx.closed() => return,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "agent gateway accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => match TlsChannel::new(stream, peer) {
+                            Some(channel) => {
+                                let _ = tx.send(Ok(channel)).await;
+                            }
+                            None => failure("exporter"),
+                        },
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, peer = %peer, "TLS handshake failed");
+                            failure("handshake");
+                        }
+                        Err(_) => failure("timeout"),
+                    }
+                });
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+}
+
+fn failure(kind: &'static str) {
+    metrics::counter!("pqescape_gateway_tls_failures_total", "kind" => kind).increment(1);
+}
+
+/// The groups the gateway accepts, hybrid first.
+fn acceptor(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsAcceptor, TlsError> {
+    let mut provider = default_provider();
+    provider.kx_groups = vec![kx_group::X25519MLKEM768, kx_group::X25519, kx_group::SECP256R1];
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Writes `ca.pem`, `cert.pem` and `key.pem` (mode 0600) into `dir`.
+fn generate(dir: &Path, names: &[String]) -> Result<(), TlsError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let fail = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
+    let (not_before, not_after) = validity();
+
+    let ca_key = KeyPair::generate().map_err(|e| fail(&e))?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| fail(&e))?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name.push(DnType::CommonName, "pqescape agent gateway CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    (ca.not_before, ca.not_after) = (not_before, not_after);
+    let ca_cert = ca.self_signed(&ca_key).map_err(|e| fail(&e))?;
+
+    let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        sans.push(host.trim().to_owned());
+    }
+    sans.extend(names.iter().cloned());
+    sans.retain(|s| !s.is_empty());
+    sans.dedup();
+    let leaf_key = KeyPair::generate().map_err(|e| fail(&e))?;
+    let mut leaf = CertificateParams::new(sans).map_err(|e| fail(&e))?;
+    leaf.distinguished_name.push(DnType::CommonName, "pqescape agent gateway");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    (leaf.not_before, leaf.not_after) = (not_before, not_after);
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(|e| fail(&e))?;
+
+    let write = |name: &str, text: String, mode: u32| {
+        let path = dir.join(name);
+        write_file(&path, text.as_bytes(), mode)
+            .map_err(|e| TlsError::File { path, detail: e.to_string() })
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TlsError::File { path: dir.into(), detail: e.to_string() })?;
+    write("key.pem", leaf_key.serialize_pem(), 0o600)?;
+    write("cert.pem", leaf_cert.pem(), 0o644)?;
+    write("ca.pem", ca_cert.pem(), 0o644)
+}
+
+/// From yesterday (clock skew) to five years ahead.
+fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let now = time::OffsetDateTime::now_utc();
+    (now - time::Duration::days(1), now + time::Duration::days(5 * 365))
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// One gateway connection after its TLS handshake.
+pub struct TlsChannel {
+    stream: TlsStream<TcpStream>,
+    security: ChannelSecurity,
+}
+
+impl TlsChannel {
+    fn new(stream: TlsStream<TcpStream>, peer: SocketAddr) -> Option<Self> {
+        let connection = stream.get_ref().1;
+        let group = connection.negotiated_key_exchange_group()?.name();
+        let binding = connection
+            .export_keying_material([0u8; TLS_BINDING_LEN], TLS_BINDING_LABEL, None)
+            .ok()?;
+        let (key_exchange, post_quantum) = group_name(group);
+        metrics::counter!("pqescape_gateway_tls_handshakes_total", "group" => key_exchange)
+            .increment(1);
+        Some(Self {
+            stream,
+            security: ChannelSecurity { key_exchange, post_quantum, binding, peer },
+        })
+    }
+}
+
+/// A closed set of names, for logs and metric labels.
+fn group_name(group: NamedGroup) -> (&'static str, bool) {
+    match group {
+        NamedGroup::X25519MLKEM768 => ("X25519MLKEM768", true),
+        NamedGroup::X25519 => ("x25519", false),
+        NamedGroup::secp256r1 => ("secp256r1", false),
+        _ => ("other", false),
+    }
+}
+
+impl tonic::transport::server::Connected for TlsChannel {
+    type ConnectInfo = ChannelSecurity;
+
+    fn connect_info(&self) -> ChannelSecurity {
+        self.security.clone()
+    }
+}
+
+impl AsyncRead for TlsChannel {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsChannel {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_is_written_once_with_a_private_key() {
+        let dir = std::env::temp_dir().join(format!("pqescape-tls-{}", std::process::id()));
+        let first = GatewayTls::load_or_generate(&dir, &["gateway.example".into()]).unwrap();
+        let ca = std::fs::read(first.ca_file().unwrap()).unwrap();
+        let key = dir.join(GENERATED_DIR).join("key.pem");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        // A second start reuses the files rather than minting a new CA.
+        let second = GatewayTls::load_or_generate(&dir, &[]).unwrap();
+        assert_eq!(std::fs::read(second.ca_file().unwrap()).unwrap(), ca);
+        assert!(
+            !std::fs::read_to_string(dir.join(GENERATED_DIR).join("ca.pem"))
+                .unwrap()
+                .contains("PRIVATE")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unreadable_or_empty_files_are_refused_with_their_path() {
+        let missing = Path::new("/nonexistent/cert.pem");
+        let err = GatewayTls::from_files(missing, missing).err().unwrap();
+        assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
+    }
+}
