@@ -12,6 +12,11 @@ use crate::types::{KeyId, KeyMode};
 
 /// Seals a report under `psk` (the PSK with id `key_id`). Over-long detail text
 /// is cut at a character boundary to [`MAX_DETAIL_LEN`] bytes.
+/// Reason code of a `failed` report sent when the consumer migrated but one of
+/// its post-migration hooks failed (protocol.md table 12).
+pub const REASON_HOOK_FAILED: u16 = 0x0100;
+
+/// Builds a status report MACed under `psk`.
 pub fn seal_status(
     exchange: Exchange,
     key_id: KeyId,

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::escape::EscapeHandler;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
+use crate::hooks::HookSettings;
 use crate::state::AgentState;
 use crate::tls::{self, Groups};
 
@@ -115,6 +116,9 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
     tracing::info!(consumer.id = %consumer, tls.post_quantum = tls.post_quantum, "channel open");
 
     let mut handler = EscapeHandler::new(&config.state_dir);
+    let hooks = config.hooks();
+    // Hooks a crash left owed run now that the orchestrator can hear their outcome.
+    report_hooks(&handler, &hooks, &tx).await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     loop {
@@ -125,6 +129,7 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
                     for reply in handle(&mut handler, &bytes) {
                         tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
                     }
+                    report_hooks(&handler, &hooks, &tx).await?;
                 }
                 Some(pb::gateway_frame::Frame::Challenge(_)) => {
                     return Err(ChannelError::Protocol("a second challenge".into()));
@@ -134,6 +139,25 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
                 let heartbeat = send(pb::agent_frame::Frame::Heartbeat(pb::Heartbeat {}));
                 tx.send(heartbeat).await.map_err(closed)?;
             }
+        }
+    }
+}
+
+/// Runs the hooks a migration left pending and sends their outcome.
+async fn report_hooks(
+    handler: &EscapeHandler,
+    hooks: &HookSettings,
+    tx: &mpsc::Sender<pb::AgentFrame>,
+) -> Result<(), ChannelError> {
+    match handler.run_pending_hooks(hooks).await {
+        Ok(None) => Ok(()),
+        Ok(Some(report)) => {
+            let frame = pb::AgentFrame { frame: Some(pb::agent_frame::Frame::Message(report)) };
+            tx.send(frame).await.map_err(|_| ChannelError::Transport("stream closed".into()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not run the pending hooks");
+            Ok(())
         }
     }
 }

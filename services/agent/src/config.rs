@@ -24,6 +24,15 @@ pub struct Config {
     /// Seconds to wait for the orchestrator on each call.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Directory of the hooks run after a migration (docs/hooks.md).
+    #[serde(default = "default_hooks_dir")]
+    pub hooks_dir: PathBuf,
+    /// Seconds each hook may run before it is killed.
+    #[serde(default = "default_hook_timeout")]
+    pub hook_timeout_secs: u64,
+    /// Extra environment variables for every hook (names in upper case).
+    #[serde(default)]
+    pub hook_env: std::collections::BTreeMap<String, String>,
 }
 
 fn default_orchestrator() -> String {
@@ -41,6 +50,12 @@ fn default_suite() -> String {
 fn default_timeout() -> u64 {
     30
 }
+fn default_hooks_dir() -> PathBuf {
+    PathBuf::from("/etc/pqescape/hooks.d")
+}
+fn default_hook_timeout() -> u64 {
+    120
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -50,6 +65,9 @@ impl Default for Config {
             state_dir: default_state_dir(),
             enrollment_suite: default_suite(),
             timeout_secs: default_timeout(),
+            hooks_dir: default_hooks_dir(),
+            hook_timeout_secs: default_hook_timeout(),
+            hook_env: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -60,6 +78,15 @@ impl Default for Config {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// How hooks run.
+    pub fn hooks(&self) -> crate::hooks::HookSettings {
+        crate::hooks::HookSettings {
+            dir: self.hooks_dir.clone(),
+            timeout: std::time::Duration::from_secs(self.hook_timeout_secs),
+            env: self.hook_env.clone(),
+        }
+    }
+
     /// Reads `path` if given (a missing default file is not an error), then applies
     /// the overrides.
     pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
@@ -79,6 +106,18 @@ impl Config {
         }
         if let Some(f) = overrides.ca_file {
             config.ca_file = f;
+        }
+        if let Some(d) = overrides.hooks_dir {
+            config.hooks_dir = d;
+        }
+        if let Some(bad) = config.hook_env.keys().find(|k| {
+            k.is_empty()
+                || k.starts_with("PQESCAPE_")
+                || !k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        }) {
+            return Err(ConfigError(format!(
+                "hook_env: {bad:?} must be upper-case letters, digits and _, not PQESCAPE_*"
+            )));
         }
         if !config.orchestrator.starts_with("https://") {
             return Err(ConfigError(format!(
@@ -106,6 +145,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// CA file.
     pub ca_file: Option<PathBuf>,
+    /// Hooks directory.
+    pub hooks_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ pub async fn enroll(config: &Config, token_text: &str) -> Result<AgentState, Enr
         orchestrator_key: hex::encode(pinned.as_bytes()),
         orchestrator: config.orchestrator.clone(),
         pending_escape: None,
+        pending_hooks: None,
     };
     state.save(&config.state_dir)?;
     Ok(state)

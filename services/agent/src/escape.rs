@@ -7,13 +7,14 @@ use pqescape_message::agent::{
 };
 use pqescape_message::error::Error;
 use pqescape_message::message::{Escape, Exchange, Status};
-use pqescape_message::report::seal_status;
+use pqescape_message::report::{REASON_HOOK_FAILED, seal_status};
 use pqescape_message::secret::SecretKey;
 use pqescape_message::sign::OrchestratorVerifyingKey;
-use pqescape_message::types::{ConsumerId, Suite};
+use pqescape_message::types::{CampaignId, ConsumerId, Suite};
 use zeroize::Zeroizing;
 
-use crate::state::{AgentState, StateError, StoredPsk};
+use crate::hooks::{self, HookSettings, Outcome};
+use crate::state::{AgentState, PendingHooks, StateError, StoredPsk};
 
 /// Why an escape step failed on the agent.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +148,9 @@ impl EscapeHandler {
         Ok(vec![report])
     }
 
-    /// The handshake response arrived: complete, commit, confirm, report.
+    /// The handshake response arrived: complete, commit, confirm. A drill reports
+    /// at once; a migration leaves its hooks pending, and [`Self::run_pending_hooks`]
+    /// reports once they have run.
     pub fn on_response(&mut self, bytes: &[u8]) -> Result<Replies, EscapeError> {
         let handshake =
             self.handshake.take().ok_or(EscapeError::Corrupt("no handshake in progress"))?;
@@ -170,12 +173,61 @@ impl EscapeHandler {
             };
             state.psks = std::iter::once(fresh).chain(newest).collect();
             state.suite = context.suite.name().to_owned();
+            let ppk_id = format!("pqescape-{}-k{}", state.consumer_id, context.next_key_id);
+            let ppk = context.ikev2_ppk(ppk_id.as_bytes()).map_err(EscapeError::Refused)?;
+            state.pending_hooks = Some(PendingHooks {
+                campaign: hex::encode(exchange.campaign.0),
+                sequence: exchange.sequence,
+                key_id: context.next_key_id,
+                suite: state.suite.clone(),
+                ppk_id,
+                ppk: Zeroizing::new(hex::encode(ppk.expose())),
+                channel_binding: hex::encode(context.channel_binding()),
+            });
             (Status::Migrated, context.next_key_id, context.next_psk().clone())
         };
         state.save(&self.dir)?;
         tracing::info!(suite = %state.suite, drill = context.drill, "escape complete");
+        if status == Status::Migrated {
+            return Ok(vec![finished]);
+        }
         let report = seal_status(exchange, key_id, &psk, status, 0, now(), "")
             .map_err(EscapeError::Refused)?;
         Ok(vec![finished, report])
+    }
+
+    /// Runs the hooks a committed migration left pending, if any (also after a
+    /// restart), clears them, and returns the status report: `migrated`, or
+    /// `failed` with the failing hook named.
+    pub async fn run_pending_hooks(
+        &self,
+        settings: &HookSettings,
+    ) -> Result<Option<Vec<u8>>, EscapeError> {
+        let mut state = self.load()?;
+        let Some(pending) = state.pending_hooks.clone() else { return Ok(None) };
+        let outcome = hooks::run(settings, &state.consumer_id, &pending).await;
+        let campaign: [u8; 16] = hex::decode(&pending.campaign)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EscapeError::Corrupt("pending hooks"))?;
+        let exchange = Exchange {
+            consumer: consumer_id(&state)?,
+            campaign: CampaignId(campaign),
+            sequence: pending.sequence,
+        };
+        let (_, psk) = psks(&state)?
+            .into_iter()
+            .find(|(id, _)| *id == pending.key_id)
+            .ok_or(EscapeError::Corrupt("pending hooks: no PSK"))?;
+        let (status, reason) = match outcome {
+            Outcome::Succeeded { .. } => (Status::Migrated, 0),
+            Outcome::Failed { .. } => (Status::Failed, REASON_HOOK_FAILED),
+        };
+        let report =
+            seal_status(exchange, pending.key_id, &psk, status, reason, now(), &outcome.detail())
+                .map_err(EscapeError::Refused)?;
+        state.pending_hooks = None;
+        state.save(&self.dir)?;
+        Ok(Some(report))
     }
 }

@@ -25,6 +25,9 @@ struct Cli {
     /// PEM file of the CA certificates that may sign the gateway's certificate.
     #[arg(long, env = "PQESCAPE_AGENT_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Directory of the hooks run after a migration.
+    #[arg(long, env = "PQESCAPE_AGENT_HOOKS_DIR")]
+    hooks_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
         orchestrator: cli.orchestrator,
         state_dir: cli.state_dir,
         ca_file: cli.ca_file,
+        hooks_dir: cli.hooks_dir,
     };
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(c) => c,

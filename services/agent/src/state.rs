@@ -84,6 +84,42 @@ pub struct AgentState {
     /// hex: after a restart the agent resumes it with fresh key shares.
     #[serde(default)]
     pub pending_escape: Option<String>,
+    /// Hooks owed for a committed migration (hooks.rs): saved with the new PSK,
+    /// cleared once they have run and their outcome is reported.
+    #[serde(default)]
+    pub pending_hooks: Option<PendingHooks>,
+}
+
+/// What the hooks of one migration need. The PPK is as secret as a PSK and lives
+/// only in this 0600 file until the hooks have had it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingHooks {
+    /// Campaign of the escape, hex.
+    pub campaign: String,
+    /// Sequence of the escape.
+    pub sequence: u64,
+    /// Key id of the new PSK, which seals the report.
+    pub key_id: u32,
+    /// The new suite.
+    pub suite: String,
+    /// RFC 8784 PPK_ID the PPK is bound to.
+    pub ppk_id: String,
+    /// The 32-byte PPK, hex.
+    pub ppk: Zeroizing<String>,
+    /// The context's public channel binding value, hex.
+    pub channel_binding: String,
+}
+
+impl fmt::Debug for PendingHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingHooks")
+            .field("campaign", &self.campaign)
+            .field("sequence", &self.sequence)
+            .field("key_id", &self.key_id)
+            .field("ppk_id", &self.ppk_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentState {
@@ -165,6 +201,7 @@ mod tests {
             orchestrator_key: "00".into(),
             orchestrator: "http://x".into(),
             pending_escape: None,
+            pending_hooks: None,
         }
     }
 

@@ -131,6 +131,47 @@ async fn once_migrated_the_channel_is_post_quantum_and_a_classical_one_is_refuse
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn hooks_run_after_migration_and_a_failure_is_reported_with_the_hook_named() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 2).await;
+    let ((ok_id, ok_state), (bad_id, bad_state)) = (&agents[0], &agents[1]);
+    let seen = f.dir.join("hook-env");
+    write_hook(
+        ok_state,
+        "10-record",
+        &format!("env > {}; cat > {}.ppk", seen.display(), seen.display()),
+    );
+    write_hook(bad_state, "10-fine", "exit 0");
+    write_hook(bad_state, "20-swanctl", "echo 'cannot load' >&2; exit 4");
+    let running: Vec<Agent> = agents.iter().map(|(_, s)| f.spawn_agent(s)).collect();
+    eventually("agents connected", async || f.orchestrator.connections().len() == 2).await;
+    let campaign = fire(&f, false, &[100]).await;
+    let store = f.orchestrator.store();
+    eventually("the hook failure is recorded", async || {
+        let d = store.delivery(&campaign, bad_id).await.unwrap().unwrap();
+        d.reason.is_some_and(|r| r.contains("hook 20-swanctl: exit 4"))
+    })
+    .await;
+    let bad = store.delivery(&campaign, bad_id).await.unwrap().unwrap();
+    assert_eq!(bad.state, DeliveryState::Migrated, "the consumer migrated all the same");
+    let ok = store.delivery(&campaign, ok_id).await.unwrap().unwrap();
+    assert_eq!((ok.state, ok.reason), (DeliveryState::Migrated, None));
+
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.contains(&format!("PQESCAPE_CONSUMER_ID={ok_id}")), "{env}");
+    assert!(env.contains("PQESCAPE_KEY_ID=2") && env.contains("PQESCAPE_SUITE=x25519-mlkem768"));
+    let ppk = std::fs::read_to_string(seen.with_extension("ppk")).unwrap();
+    assert_eq!(ppk.trim().len(), 64, "a 32-byte PPK arrives on standard input");
+    assert!(!env.contains(ppk.trim()), "and never in the environment");
+    for (_, state) in &agents {
+        assert!(state_json(state)["pending_hooks"].is_null(), "hooks are no longer owed");
+    }
+    for child in running {
+        child.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_drill_goes_through_every_step_and_changes_nothing() {
     let f = fixture().await;
     let agents = enrolled(&f, 2).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pqescape_message::message::{Ack, Finished, Status, StatusReport};
 use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
-use pqescape_message::report::verify_status;
+use pqescape_message::report::{REASON_HOOK_FAILED, verify_status};
 use pqescape_message::secret::SecretKey;
 use pqescape_message::types::{CampaignId, ConsumerId, KeyMode};
 use pqescape_message::wire::{MessageType, peek_frame};
@@ -280,6 +280,29 @@ impl Orchestrator {
             ));
         }
         verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
+        if report.status == Status::Failed && report.reason == REASON_HOOK_FAILED {
+            // The consumer migrated; a hook on its host did not apply the new context.
+            // The delivery stays migrated and carries the reason for the operator.
+            let d = self
+                .delivery_for(consumer, report.exchange.campaign.0, report.exchange.sequence)
+                .await?;
+            let reason = format!("migrated, but {}", report.detail);
+            self.store
+                .update_delivery(
+                    &d.campaign_id,
+                    consumer,
+                    &[D::Migrated],
+                    D::Migrated,
+                    Some(&reason),
+                    None,
+                    None,
+                    now(),
+                )
+                .await?;
+            metrics::counter!("pqescape_hook_failures_total").increment(1);
+            tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "post-migration hook failed");
+            return Ok(());
+        }
         if matches!(report.status, Status::Rejected | Status::Failed) {
             let d = self
                 .delivery_for(consumer, report.exchange.campaign.0, report.exchange.sequence)

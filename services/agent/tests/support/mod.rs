@@ -76,11 +76,12 @@ impl Fixture {
         (c.id, t.token)
     }
 
-    /// The agent binary, pointed at this gateway and `state`.
+    /// The agent binary, pointed at this gateway, `state` and its hooks directory
+    /// ([`hooks_dir`]).
     pub fn command(&self, state: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pqescape-agent"));
         cmd.arg("--orchestrator").arg(&self.gateway).arg("--ca-file").arg(&self.ca_file);
-        cmd.arg("--state-dir").arg(state);
+        cmd.arg("--state-dir").arg(state).arg("--hooks-dir").arg(hooks_dir(state));
         cmd
     }
 
@@ -154,6 +155,20 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// The hooks directory of the agent whose state is in `state`.
+pub fn hooks_dir(state: &Path) -> PathBuf {
+    state.with_extension("hooks")
+}
+
+/// Writes an executable shell hook.
+pub fn write_hook(state: &Path, name: &str, body: &str) {
+    let dir = hooks_dir(state);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 pub fn stored_psk(state: &Path) -> String {
