@@ -63,7 +63,8 @@ export function timelineChart(timeline, total) {
   const width = W - left - right, height = H - top - bottom;
   const step = timeline.bucket_secs;
   const start = Math.floor(timeline.from / step) * step;
-  const end = Math.max(start + step, Math.ceil((timeline.to + 1) / step) * step);
+  // At least a dozen buckets wide, so that a short campaign's bars stay bars.
+  const end = Math.max(start + 12 * step, Math.ceil((timeline.to + 1) / step) * step);
   const slots = Math.max(1, Math.round((end - start) / step));
   const byAt = new Map(timeline.buckets.map((b) => [b.at, b]));
   const peak = Math.max(1, ...timeline.buckets.map((b) => SERIES.reduce((n, [k]) => n + b[k], 0)));

@@ -127,6 +127,7 @@ test('a drill prepared, previewed, armed and confirmed completes live, with a fa
   assert.equal(await page.locator('#target-count').textContent(), '4');
   const targets = (await page.locator('#targets tbody th').allTextContents()).sort();
   assert.deepEqual(targets, [...WEB, 'vpn-1'].sort(), 'exactly the enrolled demo consumers');
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shot('03-new-campaign-preview');
 
   await page.getByRole('button', { name: 'Save escape plan' }).click();

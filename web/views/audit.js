@@ -24,6 +24,13 @@ function detail(text) {
   return h('details', {}, h('summary', { class: 'mono' }, short), h('pre', {}, pretty));
 }
 
+/** "name (token id)" as the name, with the id shortened beside it. */
+function actor(text) {
+  const match = text.match(/^(.*) \(([0-9a-f-]{36})\)$/);
+  if (!match) return text;
+  return h('span', {}, match[1], ' ', h('span', { class: 'muted mono', title: `token ${match[2]}` }, match[2].slice(0, 8)));
+}
+
 function row(e) {
   const target = /^[0-9a-f-]{36}$/.test(e.target) && e.action.startsWith('campaign.')
     ? h('a', { href: `#/campaigns/${e.target}`, class: 'mono' }, e.target.slice(0, 8))
@@ -31,7 +38,7 @@ function row(e) {
   return h('tr', {},
     h('td', { class: 'num mono' }, e.seq),
     h('td', { class: 'nowrap' }, dateTime(e.at)),
-    h('td', {}, e.actor),
+    h('td', {}, actor(e.actor)),
     h('td', {}, h('code', { class: 'action' }, e.action)),
     h('td', {}, target),
     h('td', { class: 'detail' }, detail(e.detail)),

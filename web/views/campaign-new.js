@@ -34,7 +34,7 @@ export async function newCampaignView(root, { signal, navigate, can, announce })
     value: localInput(new Date(Date.now() + 24 * 3600 * 1000)) });
   const drill = h('input', { id: 'c-drill', type: 'checkbox', checked: true });
   const signed = h('input', { id: 'c-signed', type: 'checkbox' });
-  const directives = h('textarea', { id: 'c-directives', rows: 2, maxlength: 512, 'aria-describedby': 'c-directives-help', placeholder: '{"reload": "strongswan"}' });
+  const directives = h('textarea', { id: 'c-directives', rows: 1, maxlength: 512, 'aria-describedby': 'c-directives-help', placeholder: '{"reload": "strongswan"}' });
 
   const previewArea = h('div', { 'aria-live': 'polite' });
   const errors = h('div');
@@ -72,14 +72,14 @@ export async function newCampaignView(root, { signal, navigate, can, announce })
 
   const form = h('form', { class: 'campaign-form', novalidate: false },
     h('fieldset', {}, h('legend', {}, 'What'),
-      field('c-name', 'Name', name, 'Shown in the audit log and to every operator.'),
-      field('c-selector', 'Label selector', selector, 'key=value pairs, all must match; empty targets every enrolled consumer.'),
-      field('c-suite', 'Target suite', suite, 'Hybrid X25519 + ML-KEM key exchange; consumers already on it are left out.')),
+      field('c-name', 'Name', name),
+      field('c-selector', 'Label selector', selector, 'key=value pairs, all must match; empty means every consumer.'),
+      field('c-suite', 'Target suite', suite, 'Consumers already on it are left out.')),
     h('fieldset', {}, h('legend', {}, 'How fast'),
-      field('c-waves', 'Waves (cumulative %)', waves, 'Rising percentages ending at 100; the first wave is the canary.'),
-      field('c-in-flight', 'In-flight cap', inFlight, 'Most consumers between escape and end state at once.'),
-      field('c-threshold', 'Failure threshold (%)', threshold, 'Failures above this share of attempts pause the campaign.'),
-      field('c-deadline', 'Deadline', deadline, 'Escapes are void after it; unfinished deliveries expire.')),
+      field('c-waves', 'Waves (cumulative %)', waves, 'Rising, ending at 100; the first is the canary.'),
+      field('c-in-flight', 'In-flight cap', inFlight, 'Most deliveries open at once.'),
+      field('c-threshold', 'Failure threshold (%)', threshold, 'More failures than this pause it.'),
+      field('c-deadline', 'Deadline', deadline, 'Unfinished deliveries expire then.')),
     h('fieldset', {}, h('legend', {}, 'Mode'),
       h('div', { class: 'check' }, drill, h('label', { for: 'c-drill' }, h('strong', {}, 'Drill'), ' — run every protocol step without migrating anyone')),
       h('div', { class: 'check' }, signed, h('label', { for: 'c-signed' }, 'Sign every handshake response with ML-DSA-65 (about 1.5 ms each)')),
@@ -109,7 +109,7 @@ export async function newCampaignView(root, { signal, navigate, can, announce })
         h('p', { class: 'muted' }, 'Saved as a draft. You review its targets, arm it (the manifest is signed) and fire it from its page.'))),
     h('div', { class: 'two-columns' },
       h('section', { class: 'panel' }, form),
-      h('section', { class: 'panel' },
+      h('section', { class: 'panel sticky' },
         h('p', { class: 'muted', id: 'preview-hint' }, 'Preview the targets to see exactly which consumers this plan reaches.'),
         previewArea)));
   const hint = root.querySelector('#preview-hint');
