@@ -80,8 +80,11 @@ export function timelineChart(timeline, total) {
   // Grid and axes.
   for (const frac of [0, 0.5, 1]) {
     const y = top + height - frac * height;
+    const count = frac * peak;
     svg.append(s('line', { class: 'grid', x1: left, x2: left + width, y1: y, y2: y }));
-    svg.append(s('text', { class: 'axis', x: left - 6, y: y + 4, 'text-anchor': 'end' }, num(Math.round(frac * peak))));
+    if (Number.isInteger(count)) {
+      svg.append(s('text', { class: 'axis', x: left - 6, y: y + 4, 'text-anchor': 'end' }, num(count)));
+    }
     svg.append(s('text', { class: 'axis axis-cum', x: left + width + 6, y: y + 4 }, `${Math.round(frac * 100)}%`));
   }
   const ticks = Math.min(6, slots);

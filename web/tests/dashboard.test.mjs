@@ -34,6 +34,11 @@ async function signIn(token) {
   await page.locator('#who-role').waitFor();
 }
 
+/** A link of the main navigation (the page has others with the same names). */
+function nav(name) {
+  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+}
+
 async function signOut() {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.locator('#token').waitFor();
@@ -46,7 +51,9 @@ before(async () => {
   for (const name of WEB) await fleet.startAgent(name, { env: 'demo', role: 'web' });
   await fleet.startAgent('vpn-1', { env: 'demo', role: 'vpn' });
   await fleet.call('POST', '/consumers', { name: 'edge-7', labels: { env: 'demo', role: 'edge' } });
-  await fleet.waitAttached([...WEB, 'vpn-1']);
+  const { agent: offline } = await fleet.startAgent('db-1', { env: 'lab', role: 'db' });
+  await fleet.waitAttached([...WEB, 'vpn-1', 'db-1']);
+  await fleet.stopAgent(offline); // enrolled, but offline: its deliveries wait
   // vpn-1 goes ahead to ML-KEM-1024: a later campaign to ML-KEM-768 would be a
   // downgrade, which its agent refuses and reports with a reason.
   const ahead = await fleet.campaign({ name: 'vpn gateways to ML-KEM-1024', selector: 'role=vpn',
@@ -98,11 +105,11 @@ test('an admin signs in and sees the fleet and its post-quantum readiness', asyn
   assert.ok(!(await page.content()).includes(fleet.token), 'the token is never rendered');
 
   const ready = page.locator('.kpi', { hasText: 'Post-quantum ready' });
-  await ready.locator('.kpi-note', { hasText: '1 of 4 enrolled' }).waitFor();
-  assert.equal(await ready.locator('.kpi-value').textContent(), '25%');
+  await ready.locator('.kpi-note', { hasText: '1 of 5 enrolled' }).waitFor();
+  assert.equal(await ready.locator('.kpi-value').textContent(), '20%');
   const rows = page.locator('#consumers tbody tr');
-  await rows.nth(4).waitFor();
-  assert.equal(await rows.count(), 5);
+  await rows.nth(5).waitFor();
+  assert.equal(await rows.count(), 6);
   await shot('02-fleet');
 
   // Search by name, then filter by a label chip.
@@ -115,7 +122,7 @@ test('an admin signs in and sees the fleet and its post-quantum readiness', asyn
 });
 
 test('a drill prepared, previewed, armed and confirmed completes live, with a failure and its reason', async () => {
-  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await nav('Campaigns').click();
   await page.getByRole('link', { name: 'New campaign' }).click();
   await page.getByLabel('Name').fill('Q-day drill');
   await page.getByLabel('Label selector').fill('env=demo');
@@ -166,15 +173,40 @@ test('a drill prepared, previewed, armed and confirmed completes live, with a fa
   await shot('05-campaign-live-completed');
 });
 
+test('an operator pauses, resumes and cancels a running campaign from its page', async () => {
+  const id = await fleet.campaign({ name: 'lab databases', selector: 'role=db',
+    target_suite: 'x25519-mlkem768', drill: true });
+  await nav('Campaigns').click();
+  await page.getByRole('link', { name: 'lab databases' }).click();
+  await page.locator('#live-status', { hasText: 'Live' }).waitFor();
+  assert.equal(new URL(page.url()).hash, `#/campaigns/${id}`);
+  await page.locator('#counts [data-state="pending"] .count-value', { hasText: '1' }).waitFor();
+  assert.match(await page.locator('#progress-summary').textContent(), /0 of 1 deliveries ended/);
+  await shot('06-campaign-running');
+
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.locator('h1 .badge-paused').waitFor();
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.locator('h1 .badge-running').waitFor();
+  await page.getByRole('button', { name: 'Cancel campaign' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel campaign' }).click();
+  await page.locator('h1 .badge-cancelled').waitFor();
+  await page.locator('#live-status', { hasText: 'Cancelled' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: /pause|resume|cancel/i }).count(), 0);
+  const p = await fleet.call('GET', `/campaigns/${id}/progress`);
+  assert.equal(p.state, 'cancelled');
+});
+
 test('the audit log shows every action and a verified chain', async () => {
-  await page.getByRole('link', { name: 'Audit log' }).click();
+  await nav('Audit log').click();
   await page.locator('#chain-status', { hasText: 'Chain verified' }).waitFor();
   const actions = await page.locator('#audit tbody .action').allTextContents();
-  for (const action of ['campaign.create', 'campaign.arm', 'campaign.fire', 'campaign.complete']) {
+  for (const action of ['campaign.create', 'campaign.arm', 'campaign.fire', 'campaign.complete',
+    'campaign.pause', 'campaign.resume']) {
     assert.ok(actions.includes(action), `${action} in ${actions}`);
   }
-  assert.equal(actions[0], 'campaign.complete', 'newest first');
-  await shot('06-audit');
+  assert.equal(actions[0], 'campaign.cancel', 'newest first');
+  await shot('07-audit');
 });
 
 test('a viewer sees campaigns but has no button to fire, arm or create them', async () => {
@@ -184,9 +216,9 @@ test('a viewer sees campaigns but has no button to fire, arm or create them', as
   await signOut();
   await signIn(viewer.secret);
   assert.equal(await page.locator('#who-role').textContent(), 'viewer');
-  assert.equal(await page.getByRole('link', { name: 'API tokens' }).count(), 0);
+  assert.equal(await nav('API tokens').count(), 0);
 
-  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await nav('Campaigns').click();
   await page.locator('#campaigns tbody tr', { hasText: 'armed for Q-day' }).waitFor();
   assert.equal(await page.locator('#new-campaign').count(), 0);
   await page.getByRole('link', { name: 'armed for Q-day' }).click();
@@ -194,7 +226,7 @@ test('a viewer sees campaigns but has no button to fire, arm or create them', as
   await page.locator('#target-count').waitFor();
   assert.equal(await page.locator('#target-count').textContent(), '3');
   assert.equal(await page.getByRole('button', { name: /fire|arm|cancel|discard/i }).count(), 0);
-  await shot('07-viewer-armed-campaign');
+  await shot('08-viewer-armed-campaign');
 
   await page.goto(`${fleet.base}/#/campaigns/new`);
   await page.getByText('Your role is viewer').waitFor();

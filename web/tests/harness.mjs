@@ -96,8 +96,14 @@ export class Fleet {
     const gateway = `http://${this.gateway}`;
     await run(this.bins.agent, ['--orchestrator', gateway, '--state-dir', state, 'enroll', '--token-file', tokenFile]);
     await rm(tokenFile);
-    this.spawn(this.bins.agent, ['--orchestrator', gateway, '--state-dir', state, 'run'], `agent ${name}`);
-    return registered.consumer;
+    const agent = this.spawn(this.bins.agent, ['--orchestrator', gateway, '--state-dir', state, 'run'], `agent ${name}`);
+    return { consumer: registered.consumer, agent };
+  }
+
+  /** Stops an agent started by `startAgent`: its consumer stays enrolled, now offline. */
+  async stopAgent(agent) {
+    agent.kill('SIGTERM');
+    if (agent.exitCode === null && agent.signalCode === null) await new Promise((r) => agent.once('exit', r));
   }
 
   /** Waits until every named consumer's agent has attached (its last-seen time is set). */

@@ -59,8 +59,12 @@ function countsGrid(progress) {
 
 function progressSummary(progress) {
   const ended = END_STATES.reduce((n, s) => n + progress.deliveries[s], 0);
-  return `${num(ended)} of ${num(progress.total)} deliveries ended (${percent(ended, progress.total)}): ` +
-    END_STATES.filter((s) => progress.deliveries[s]).map((s) => `${num(progress.deliveries[s])} ${STATE_LABELS[s].toLowerCase()}`).join(', ');
+  const head = `${num(ended)} of ${num(progress.total)} deliveries ended (${percent(ended, progress.total)})`;
+  const parts = END_STATES.filter((s) => progress.deliveries[s])
+    .map((s) => `${num(progress.deliveries[s])} ${STATE_LABELS[s].toLowerCase()}`);
+  const waiting = progress.deliveries.pending;
+  const tail = parts.length ? `: ${parts.join(', ')}` : '';
+  return `${head}${tail}.${waiting ? ` ${num(waiting)} pending: waiting for their wave or for their agent to connect.` : ''}`;
 }
 
 function progressBar(progress) {
