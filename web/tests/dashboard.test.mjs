@@ -18,7 +18,7 @@ import { Fleet, screenshotDir } from './harness.mjs';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const WEB = ['web-1', 'web-2', 'web-3'];
 
-let fleet, context, page, shots, profile;
+let fleet, context, page, shots, profile, viewerToken;
 const problems = []; // console errors (CSP violations among them) and page errors
 
 async function shot(name) {
@@ -177,12 +177,16 @@ test('an operator pauses, resumes and cancels a running campaign from its page',
   const id = await fleet.campaign({ name: 'lab databases', selector: 'role=db',
     target_suite: 'x25519-mlkem768', drill: true });
   await nav('Campaigns').click();
+  await page.locator('#campaigns tbody tr').nth(2).waitFor();
+  assert.deepEqual(await page.locator('#campaigns tbody .badge').allTextContents(),
+    ['running', 'completed', 'completed'], 'active campaigns first');
+  await shot('06-campaigns');
   await page.getByRole('link', { name: 'lab databases' }).click();
   await page.locator('#live-status', { hasText: 'Live' }).waitFor();
   assert.equal(new URL(page.url()).hash, `#/campaigns/${id}`);
   await page.locator('#counts [data-state="pending"] .count-value', { hasText: '1' }).waitFor();
   assert.match(await page.locator('#progress-summary').textContent(), /0 of 1 deliveries ended/);
-  await shot('06-campaign-running');
+  await shot('07-campaign-running');
 
   await page.getByRole('button', { name: 'Pause' }).click();
   await page.locator('h1 .badge-paused').waitFor();
@@ -206,15 +210,30 @@ test('the audit log shows every action and a verified chain', async () => {
     assert.ok(actions.includes(action), `${action} in ${actions}`);
   }
   assert.equal(actions[0], 'campaign.cancel', 'newest first');
-  await shot('07-audit');
+  await shot('08-audit');
+});
+
+test('an admin issues a viewer token, shown once', async () => {
+  await nav('API tokens').click();
+  await page.getByLabel('Name').fill('wallboard');
+  await page.getByLabel('Role').selectOption('viewer');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = await page.locator('#new-secret').inputValue();
+  assert.match(secret, /^pqe_[0-9a-f]{64}$/);
+  await page.locator('#tokens tbody tr', { hasText: 'wallboard' }).waitFor();
+  await shot('09-api-tokens');
+  viewerToken = secret;
+  await nav('Fleet').click();
+  await nav('API tokens').click();
+  assert.equal(await page.locator('#new-secret').count(), 0, 'never shown again');
+  assert.ok(!(await page.content()).includes(secret));
 });
 
 test('a viewer sees campaigns but has no button to fire, arm or create them', async () => {
-  const viewer = await fleet.call('POST', '/api-tokens', { name: 'wallboard', role: 'viewer' });
   const armed = await fleet.campaign({ name: 'armed for Q-day', selector: 'role=web',
     target_suite: 'x25519-mlkem768', drill: false }, { fire: false });
   await signOut();
-  await signIn(viewer.secret);
+  await signIn(viewerToken);
   assert.equal(await page.locator('#who-role').textContent(), 'viewer');
   assert.equal(await nav('API tokens').count(), 0);
 
@@ -226,13 +245,13 @@ test('a viewer sees campaigns but has no button to fire, arm or create them', as
   await page.locator('#target-count').waitFor();
   assert.equal(await page.locator('#target-count').textContent(), '3');
   assert.equal(await page.getByRole('button', { name: /fire|arm|cancel|discard/i }).count(), 0);
-  await shot('08-viewer-armed-campaign');
+  await shot('10-viewer-armed-campaign');
 
   await page.goto(`${fleet.base}/#/campaigns/new`);
   await page.getByText('Your role is viewer').waitFor();
   assert.equal(await page.locator('form.campaign-form').count(), 0);
   // The API agrees with the page.
-  await assert.rejects(fleet.call('POST', `/campaigns/${armed}/fire`, { confirm: armed }, viewer.secret), /403/);
+  await assert.rejects(fleet.call('POST', `/campaigns/${armed}/fire`, { confirm: armed }, viewerToken), /403/);
 });
 
 test('no console error, CSP violation or request outside the orchestrator', () => {

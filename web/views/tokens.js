@@ -59,7 +59,7 @@ export async function tokensView(root, { signal, can, me }) {
     try {
       const created = await api('/api-tokens', { method: 'POST', body: { name: name.value.trim(), role: role.value }, signal });
       replace(result, secretPanel(created));
-      name.value = '';
+      form.reset();
       await load();
     } catch (e) { replace(result, errorBox(e, 'The token was not created')); }
   });
