@@ -204,6 +204,7 @@ test('an operator pauses, resumes and cancels a running campaign from its page',
 test('the audit log shows every action and a verified chain', async () => {
   await nav('Audit log').click();
   await page.locator('#chain-status', { hasText: 'Chain verified' }).waitFor();
+  await page.locator('#audit tbody .action').first().waitFor();
   const actions = await page.locator('#audit tbody .action').allTextContents();
   for (const action of ['campaign.create', 'campaign.arm', 'campaign.fire', 'campaign.complete',
     'campaign.pause', 'campaign.resume']) {

@@ -58,10 +58,11 @@ export async function auditView(root, { signal }) {
   async function load() {
     const report = await api('/audit/verify', { signal });
     total = report.entries;
-    replace(status, verification(report));
     const after = Math.max(0, total - offset - PAGE);
     const count = Math.min(PAGE, total - offset);
     const page = count > 0 ? await api(`/audit${query({ after, limit: count })}`, { signal }) : { items: [] };
+    // The verdict and the entries appear together, so they always describe the same log.
+    replace(status, verification(report));
     replace(body, page.items.length ? page.items.reverse().map(row)
       : h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'The log is empty.')));
     newer.disabled = offset === 0;
