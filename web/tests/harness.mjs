@@ -60,14 +60,21 @@ export class Fleet {
       const timer = setTimeout(() => fail(new Error(`orchestrator did not start:\n${out}\n${child.log()}`)), 20000);
       child.stdout.on('data', (d) => {
         out += d;
-        if (/agent gateway at .+\n/.test(out)) { clearTimeout(timer); ok(); }
+        // A TLS gateway (https) is ready once the orchestrator has said where its CA is.
+        const gateway = out.match(/agent gateway at (\S+)\n/)?.[1];
+        if (gateway && (!gateway.startsWith('https:') || /ca-file/.test(out))) { clearTimeout(timer); ok(); }
       });
       child.on('exit', (code) => fail(new Error(`orchestrator exited (${code}):\n${child.log()}`)));
     });
     this.token = out.match(/^bootstrap admin token \(shown once, store it now\): (\S+)$/m)[1];
     this.api = out.match(/API at (http:[^,]+),/)[1];
     this.base = this.api.replace(/\/api\/v1$/, '');
-    this.gateway = out.match(/agent gateway at (\S+)$/m)[1];
+    const gateway = out.match(/agent gateway at (\S+)$/m)[1];
+    this.gateway = /^https?:/.test(gateway) ? gateway : `http://${gateway}`;
+    // Agents of a TLS gateway trust the CA the orchestrator generated in its data dir.
+    this.caFile = this.gateway.startsWith('https:')
+      ? out.match(/--ca-file[ =](\S+)/)?.[1] ?? join(this.work, 'orchestrator', 'gateway-tls', 'ca.pem')
+      : null;
     return this;
   }
 
@@ -93,10 +100,11 @@ export class Fleet {
     const tokenFile = join(this.work, `token-${name}`);
     await writeFile(tokenFile, registered.enrollment.token, { mode: 0o600 });
     await chmod(tokenFile, 0o600);
-    const gateway = `http://${this.gateway}`;
-    await run(this.bins.agent, ['--orchestrator', gateway, '--state-dir', state, 'enroll', '--token-file', tokenFile]);
+    const reach = ['--orchestrator', this.gateway, ...(this.caFile ? ['--ca-file', this.caFile] : []),
+      '--state-dir', state];
+    await run(this.bins.agent, [...reach, 'enroll', '--token-file', tokenFile]);
     await rm(tokenFile);
-    const agent = this.spawn(this.bins.agent, ['--orchestrator', gateway, '--state-dir', state, 'run'], `agent ${name}`);
+    const agent = this.spawn(this.bins.agent, [...reach, 'run'], `agent ${name}`);
     return { consumer: registered.consumer, agent };
   }
 
