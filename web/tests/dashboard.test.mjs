@@ -202,9 +202,14 @@ test('an operator pauses, resumes and cancels a running campaign from its page',
 });
 
 test('the audit log shows every action and a verified chain', async () => {
-  await nav('Audit log').click();
+  // Reached from the keyboard: "g a".
+  await page.locator('h1').focus();
+  await page.keyboard.press('g');
+  await page.keyboard.press('a');
   await page.locator('#chain-status', { hasText: 'Chain verified' }).waitFor();
   await page.locator('#audit tbody .action').first().waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Audit log',
+    'focus moves to the new view\'s heading');
   const actions = await page.locator('#audit tbody .action').allTextContents();
   for (const action of ['campaign.create', 'campaign.arm', 'campaign.fire', 'campaign.complete',
     'campaign.pause', 'campaign.resume']) {
