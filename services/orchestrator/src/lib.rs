@@ -24,6 +24,7 @@ pub mod engine;
 pub mod enroll;
 pub mod gateway;
 pub mod grpc;
+pub mod report;
 pub mod secrets;
 pub mod server;
 pub mod service;

@@ -258,3 +258,88 @@ async fn progress_is_counted_and_streamed_as_server_sent_events() {
         api.send(Method::GET, "/api/v1/campaigns/nope/events", &api.admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn deliveries_are_listed_with_failure_reasons_and_a_timeline() {
+    use pqescape_orchestrator::delivery::DeliveryState as D;
+    let api = Api::new().await;
+    api.enrolled(3, "prod").await;
+    let (_, c) = api.send(Method::POST, "/api/v1/campaigns", &api.admin, Some(plan("seen"))).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let base = format!("/api/v1/campaigns/{id}");
+    api.send(Method::POST, &format!("{base}/arm"), &api.admin, None).await;
+    let confirm = Some(json!({ "confirm": id }));
+    api.send(Method::POST, &format!("{base}/fire"), &api.admin, confirm).await;
+
+    // One agent refuses, as the engine records a status report.
+    let (status, page) =
+        api.send(Method::GET, &format!("{base}/deliveries"), &api.admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<_> =
+        page["items"].as_array().unwrap().iter().map(|d| d["consumer_name"].clone()).collect();
+    assert_eq!(names, [json!("prod-0"), json!("prod-1"), json!("prod-2")]);
+    let refusing = page["items"][1]["consumer_id"].as_str().unwrap();
+    let store = api.orchestrator.store();
+    let reason = Some("0x0030: downgrade");
+    assert!(
+        store
+            .update_delivery(&id, refusing, &D::OPEN, D::Failed, reason, None, None, now())
+            .await
+            .unwrap()
+    );
+
+    let (_, failed) =
+        api.send(Method::GET, &format!("{base}/deliveries?state=failed"), &api.admin, None).await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(failed["items"][0]["reason"], "0x0030: downgrade");
+    assert_eq!(failed["items"][0]["consumer_name"], "prod-1");
+    assert!(failed["items"][0].get("escape").is_none(), "no message bytes");
+    let (_, first) =
+        api.send(Method::GET, &format!("{base}/deliveries?limit=2"), &api.admin, None).await;
+    assert_eq!(first["next"], "prod-1");
+    let (_, rest) =
+        api.send(Method::GET, &format!("{base}/deliveries?after=prod-1"), &api.admin, None).await;
+    assert_eq!(
+        (rest["items"][0]["consumer_name"].clone(), rest["next"].clone()),
+        (json!("prod-2"), Value::Null)
+    );
+
+    let (status, t) = api.send(Method::GET, &format!("{base}/timeline"), &api.admin, None).await;
+    assert_eq!((status, t["bucket_secs"].clone()), (StatusCode::OK, json!(1)));
+    let buckets = t["buckets"].as_array().unwrap();
+    assert_eq!(buckets.iter().map(|b| b["failed"].as_u64().unwrap()).sum::<u64>(), 1);
+    assert_eq!(buckets.iter().map(|b| b["migrated"].as_u64().unwrap()).sum::<u64>(), 0);
+
+    // Bad filters are refused by field; unknown campaigns are not found.
+    for uri in [format!("{base}/deliveries?state=lost"), format!("{base}/timeline?bucket_secs=0")] {
+        assert_eq!(
+            api.send(Method::GET, &uri, &api.admin, None).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{uri}"
+        );
+    }
+    let unknown = "/api/v1/campaigns/00000000-0000-4000-8000-000000000000";
+    for tail in ["deliveries", "timeline"] {
+        let uri = format!("{unknown}/{tail}");
+        assert_eq!(api.send(Method::GET, &uri, &api.admin, None).await.0, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn whoami_names_the_callers_role() {
+    let api = Api::new().await;
+    let (status, me) = api.send(Method::GET, "/api/v1/whoami", &api.admin, None).await;
+    assert_eq!((status, me["role"].clone()), (StatusCode::OK, json!("admin")));
+    let body = Some(json!({ "name": "wallboard", "role": "viewer" }));
+    let (_, viewer) = api.send(Method::POST, "/api/v1/api-tokens", &api.admin, body).await;
+    let (_, me) =
+        api.send(Method::GET, "/api/v1/whoami", viewer["secret"].as_str().unwrap(), None).await;
+    assert_eq!((me["name"].clone(), me["role"].clone()), (json!("wallboard"), json!("viewer")));
+    assert_eq!(me["id"], viewer["token"]["id"]);
+    assert!(me.get("secret").is_none());
+    let bogus = format!("pqe_{}", "0".repeat(64));
+    assert_eq!(
+        api.send(Method::GET, "/api/v1/whoami", &bogus, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -338,6 +338,79 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     assert_eq!(store.running_campaigns().await.unwrap(), vec!["camp".to_owned()]);
 }
 
+async fn deliveries_are_listed_by_name_and_counted_over_time(store: Arc<dyn Store>) {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::delivery::DeliveryState as D;
+    let mut ids = Vec::new();
+    for n in [3, 1, 2, 4] {
+        ids.push(register(store.as_ref(), n, &[]).await);
+    }
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
+    }))
+    .unwrap();
+    let c = Campaign {
+        id: "tl".into(),
+        spec: req.validate(1_000).unwrap(),
+        state: S::Running,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: Some(1_000),
+        finished_at: None,
+    };
+    store.insert_campaign(&c).await.unwrap();
+    let targets: Vec<(String, u32)> = ids.iter().map(|id| (id.clone(), 0)).collect();
+    store.create_deliveries("tl", &targets, 1_000).await.unwrap();
+
+    // host-001 and host-002 end within the first 100 s, host-003 fails in the next.
+    let all = [D::Pending, D::Sent, D::Negotiating];
+    let end = |id: &str, to: D, reason: Option<&'static str>, at: i64| {
+        let (store, id) = (store.clone(), id.to_owned());
+        async move {
+            assert!(
+                store.update_delivery("tl", &id, &all, to, reason, None, None, at).await.unwrap()
+            );
+        }
+    };
+    end(&ids[1], D::Migrated, None, 1_010).await;
+    end(&ids[2], D::Migrated, None, 1_099).await;
+    end(&ids[0], D::Failed, Some("0x0030: downgrade"), 1_150).await;
+
+    let q = |state, after: Option<String>, limit| DeliveryQuery {
+        campaign_id: "tl".into(),
+        state,
+        after,
+        limit,
+    };
+    let first = store.list_deliveries(&q(None, None, 3)).await.unwrap();
+    let names: Vec<_> = first.items.iter().map(|d| d.consumer_name.as_str()).collect();
+    assert_eq!(names, ["host-001", "host-002", "host-003"]);
+    assert_eq!(first.next.as_deref(), Some("host-003"));
+    let rest = store.list_deliveries(&q(None, first.next.clone(), 3)).await.unwrap();
+    assert_eq!((rest.items.len(), rest.next), (1, None));
+    assert_eq!(
+        (rest.items[0].consumer_name.as_str(), rest.items[0].state),
+        ("host-004", D::Pending)
+    );
+
+    let failed = store.list_deliveries(&q(Some(D::Failed), None, 10)).await.unwrap().items;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].consumer_id.as_str(), failed[0].reason.as_deref(), failed[0].updated_at),
+        (ids[0].as_str(), Some("0x0030: downgrade"), 1_150)
+    );
+    let other = DeliveryQuery { campaign_id: "none".into(), ..q(None, None, 10) };
+    assert!(store.list_deliveries(&other).await.unwrap().items.is_empty());
+
+    let over_time = store.ended_deliveries_over_time("tl", 100).await.unwrap();
+    let rows: Vec<_> = over_time.iter().map(|b| (b.at, b.state, b.count)).collect();
+    assert_eq!(rows, vec![(1_000, D::Migrated, 2), (1_100, D::Failed, 1)], "pending left out");
+    assert_eq!(store.ended_deliveries_over_time("tl", 1_000).await.unwrap().len(), 2);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -374,4 +447,5 @@ conformance!(
     settings_and_signing_key_are_set_once,
     campaigns_move_only_along_their_rules,
     deliveries_follow_their_state_machine,
+    deliveries_are_listed_by_name_and_counted_over_time,
 );

@@ -1,4 +1,5 @@
-//! `/api/v1/api-tokens` and `/api/v1/audit`: who may act, and what they did.
+//! `/api/v1/whoami`, `/api/v1/api-tokens` and `/api/v1/audit`: who may act, and
+//! what they did.
 
 use std::sync::Arc;
 
@@ -19,10 +20,17 @@ type AppState = State<Arc<Orchestrator>>;
 
 pub(super) fn routes() -> Router<Arc<Orchestrator>> {
     Router::new()
+        .route("/whoami", get(whoami))
         .route("/api-tokens", get(list_tokens).post(create_token))
         .route("/api-tokens/{id}/revoke", post(revoke_token))
         .route("/audit", get(audit))
         .route("/audit/verify", get(verify))
+}
+
+/// The caller's own token: its id, name and role (so a client can show only what
+/// the role may do). Any valid token may ask.
+async fn whoami(Auth(caller): Auth) -> impl IntoResponse {
+    Json(json!({ "id": caller.token_id, "name": caller.name, "role": caller.role }))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ mod access;
 mod auth;
 mod campaigns;
 mod consumers;
+mod deliveries;
 mod enroll;
 mod ops;
 pub mod problem;
@@ -36,6 +37,7 @@ pub fn router(orchestrator: Arc<Orchestrator>, metrics: Option<PrometheusHandle>
     let api = Router::new()
         .merge(consumers::routes())
         .merge(campaigns::routes())
+        .merge(deliveries::routes())
         .merge(access::routes())
         .merge(ops::api_routes());
     let mut app = Router::new()

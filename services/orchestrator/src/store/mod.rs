@@ -10,6 +10,7 @@
 //! never sees a PSK or a signing key in clear.
 
 mod postgres;
+mod report;
 mod sql;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use crate::delivery::{Delivery, DeliveryState, Migration};
 use crate::domain::{ConsumerState, Labels, Role, Selector};
 
 pub use postgres::PgStore;
+pub use report::{DeliveryQuery, DeliveryRow, EndedInBucket};
 pub use sqlite::SqliteStore;
 
 /// Unix seconds.
@@ -370,6 +372,15 @@ pub trait Store: Send + Sync + 'static {
     async fn running_campaigns(&self) -> StoreResult<Vec<String>>;
     /// Marks every open delivery of a campaign expired.
     async fn expire_deliveries(&self, campaign_id: &str, now: Timestamp) -> StoreResult<u64>;
+    /// A page of a campaign's deliveries with their consumers' names, in name order.
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Page<DeliveryRow>>;
+    /// A campaign's ended deliveries counted per end state and per bucket of
+    /// `bucket_secs` seconds of their last change, in time order.
+    async fn ended_deliveries_over_time(
+        &self,
+        campaign_id: &str,
+        bucket_secs: u32,
+    ) -> StoreResult<Vec<EndedInBucket>>;
 
     /// The signing key, if one was created.
     async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>>;

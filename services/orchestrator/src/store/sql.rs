@@ -82,6 +82,7 @@ macro_rules! sql_store {
             ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
             NewConsumer, Page, SealedPsk, Store, StoreError, StoredSigningKey, Timestamp,
         };
+        use crate::store::{DeliveryQuery, DeliveryRow, EndedInBucket};
 
         type DbRow = <$db as sqlx::Database>::Row;
 
@@ -190,6 +191,19 @@ macro_rules! sql_store {
                 reason: row.try_get("reason")?,
                 escape: row.try_get("escape_message")?,
                 pending_sealed: row.try_get("pending_sealed")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn delivery_row_from_row(row: &DbRow) -> StoreResult<DeliveryRow> {
+            let state: String = row.try_get("state")?;
+            Ok(DeliveryRow {
+                consumer_id: row.try_get("consumer_id")?,
+                consumer_name: row.try_get("name")?,
+                wave: unsigned("deliveries", row.try_get("wave")?)?,
+                sequence: unsigned("deliveries", row.try_get("sequence")?)?,
+                state: DeliveryState::parse(&state).ok_or_else(|| corrupt("deliveries", &state))?,
+                reason: row.try_get("reason")?,
                 updated_at: row.try_get("updated_at")?,
             })
         }
@@ -823,6 +837,50 @@ macro_rules! sql_store {
                 );
                 let done = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(campaign_id).execute(&self.pool).await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn list_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Page<DeliveryRow>> {
+                // An empty state parameter means every state.
+                let rows = sqlx::query(
+                    "SELECT d.consumer_id, c.name, d.wave, d.sequence, d.state, d.reason, d.updated_at \
+                     FROM deliveries d JOIN consumers c ON c.id = d.consumer_id \
+                     WHERE d.campaign_id = $1 AND c.name > $2 AND ($3 = '' OR d.state = $3) \
+                     ORDER BY c.name LIMIT $4",
+                )
+                .bind(&q.campaign_id)
+                .bind(q.after.as_deref().unwrap_or(""))
+                .bind(q.state.map_or("", DeliveryState::as_str))
+                .bind(i64::from(q.limit) + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut items = rows.iter().map(delivery_row_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let more = items.len() > q.limit as usize;
+                items.truncate(q.limit as usize);
+                let next = if more { items.last().map(|d| d.consumer_name.clone()) } else { None };
+                Ok(Page { items, next })
+            }
+
+            async fn ended_deliveries_over_time(&self, campaign_id: &str, bucket_secs: u32) -> StoreResult<Vec<EndedInBucket>> {
+                let sql = format!(
+                    "SELECT (updated_at / $2) * $2 AS bucket, state, COUNT(*) AS n FROM deliveries \
+                     WHERE campaign_id = $1 AND state NOT IN ({}) GROUP BY 1, 2 ORDER BY 1, 2",
+                    delivery_list(&DeliveryState::OPEN)
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(campaign_id)
+                    .bind(i64::from(bucket_secs.max(1)))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let state: String = r.try_get("state")?;
+                        Ok(EndedInBucket {
+                            at: r.try_get("bucket")?,
+                            state: DeliveryState::parse(&state).ok_or_else(|| corrupt("deliveries", &state))?,
+                            count: unsigned("deliveries", r.try_get("n")?)?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn signing_key(&self) -> StoreResult<Option<StoredSigningKey>> {
