@@ -50,16 +50,17 @@ async fn run(config: Config) -> Result<(), BoxError> {
     let backend = orchestrator.store().backend();
     if let Some(secret) = orchestrator.bootstrap_admin().await? {
         // Printed once on the console, never logged: it is a secret.
-        println!("bootstrap admin token (shown once, store it now): {secret}");
+        announce(&format!("bootstrap admin token (shown once, store it now): {secret}"));
     }
     tracing::info!(listen = %address, grpc = %grpc_address, agents = %agent_address, store = backend, "orchestrator ready");
-    println!(
+    if let Some(ca) = agents_tls.ca_file() {
+        announce(&format!("agents trust the gateway with --ca-file {}", ca.display()));
+    }
+    // Last, so that whoever waits for it has everything above.
+    announce(&format!(
         "pqescape orchestrator ({backend} store): API at http://{address}/api/v1, \
          gRPC admin at {grpc_address}, agent gateway at https://{agent_address}"
-    );
-    if let Some(ca) = agents_tls.ca_file() {
-        println!("agents trust the gateway with --ca-file {}", ca.display());
-    }
+    ));
 
     let listeners = server::Listeners {
         http: listener,
@@ -84,6 +85,14 @@ fn gateway_tls(config: &Config) -> Result<GatewayTls, BoxError> {
             Ok(GatewayTls::load_or_generate(&config.data_dir, &names)?)
         }
     }
+}
+
+/// One line on standard output. A closed or full stdout (a supervisor that stopped
+/// reading) must not stop the orchestrator, so a failed write is ignored.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, BoxError> {
