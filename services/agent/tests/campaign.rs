@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use pqescape_orchestrator::campaign::{CampaignRequest, CampaignState, Transition};
 use pqescape_orchestrator::clock::now;
 use pqescape_orchestrator::delivery::DeliveryState;
@@ -169,6 +171,68 @@ async fn hooks_run_after_migration_and_a_failure_is_reported_with_the_hook_named
     for child in running {
         child.stop();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_escape_left_unanswered_is_sent_again_unchanged() {
+    use pqescape_agent::gateway::pb;
+    use pqescape_agent::gateway::pb::agent_gateway_client::AgentGatewayClient;
+    use pqescape_agent::tls::{self, Groups};
+    use pqescape_message::channel::seal_hello;
+    use pqescape_message::secret::SecretKey;
+    use pqescape_message::types::ConsumerId;
+
+    let f = fixture().await;
+    let agents = enrolled(&f, 1).await;
+    let (id, state) = &agents[0];
+    // A channel that authenticates like the agent and then never answers.
+    let s = state_json(state);
+    let psk: [u8; 32] =
+        hex::decode(s["psks"][0]["psk"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let uuid: [u8; 16] = hex::decode(id.replace('-', "")).unwrap().try_into().unwrap();
+    let timeout = Duration::from_secs(5);
+    let (channel, session) =
+        tls::connect(&f.gateway, &f.ca_file, Groups::Classical, timeout).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut client = AgentGatewayClient::new(channel);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut inbound = client.attach(stream).await.unwrap().into_inner();
+    let Some(pb::gateway_frame::Frame::Challenge(challenge)) =
+        inbound.message().await.unwrap().unwrap().frame
+    else {
+        panic!("no challenge")
+    };
+    let challenge: [u8; 16] = challenge.try_into().unwrap();
+    let hello = seal_hello(
+        ConsumerId(uuid),
+        1,
+        &SecretKey::from_bytes(psk),
+        challenge,
+        "silent",
+        &session.binding,
+    )
+    .unwrap();
+    tx.send(pb::AgentFrame { frame: Some(pb::agent_frame::Frame::Message(hello)) }).await.unwrap();
+    eventually("the silent channel is up", async || f.orchestrator.connections().is_connected(id))
+        .await;
+
+    let campaign = fire(&f, false, &[100]).await;
+    let mut next_escape = async || loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), inbound.message()).await;
+        if let Some(pb::gateway_frame::Frame::Message(bytes)) =
+            frame.unwrap().unwrap().unwrap().frame
+        {
+            return (bytes, std::time::Instant::now());
+        }
+    };
+    let (first, sent) = next_escape().await;
+    let (again, resent) = next_escape().await;
+    assert_eq!(first, again, "the same escape, not a new one with a new sequence");
+    let waited = resent - sent;
+    assert!(waited >= Duration::from_secs(4), "sent again only after the backoff ({waited:?})");
+    let d = f.orchestrator.store().delivery(&campaign, id).await.unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::Sent);
+    assert!(d.attempts >= 2, "each send is recorded ({})", d.attempts);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,8 +83,26 @@ pub struct Delivery {
     /// The orchestrator's pending handshake state, sealed under the master key.
     #[serde(skip)]
     pub pending_sealed: Option<Vec<u8>>,
+    /// How many times the delivery has changed or been sent again.
+    pub attempts: u32,
     /// Last change.
     pub updated_at: i64,
+}
+
+/// First wait before an escape that drew no answer is sent again.
+pub const RETRY_FIRST: i64 = 5;
+/// Longest wait between two sends of the same escape.
+pub const RETRY_MAX: i64 = 300;
+
+impl Delivery {
+    /// Whether an escape sent and not yet answered is due to be sent again at `now`:
+    /// the wait doubles with each send, from [`RETRY_FIRST`] to [`RETRY_MAX`]
+    /// seconds. The same escape goes again (the agent resumes it), never a new one.
+    pub fn retry_due(&self, now: i64) -> bool {
+        let sends = self.attempts.saturating_sub(1).min(16);
+        let wait = RETRY_FIRST.saturating_mul(1 << sends).min(RETRY_MAX);
+        self.state == DeliveryState::Sent && now - self.updated_at >= wait
+    }
 }
 
 /// What a successful, non-drill delivery changes on its consumer.
@@ -96,4 +114,42 @@ pub struct Migration {
     pub psk_sealed: Vec<u8>,
     /// The suite now in force.
     pub suite: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(attempts: u32, updated_at: i64) -> Delivery {
+        Delivery {
+            campaign_id: "c".into(),
+            consumer_id: "k".into(),
+            wave: 0,
+            sequence: 1,
+            state: DeliveryState::Sent,
+            reason: None,
+            escape: Some(vec![1]),
+            pending_sealed: None,
+            attempts,
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn an_unanswered_escape_is_sent_again_with_a_doubling_wait() {
+        // Sent once (attempts 1): due after 5 s; after a retry (2): 10 s; then 20 s.
+        for (attempts, wait) in [(1, 5), (2, 10), (3, 20), (7, 300), (40, 300)] {
+            let d = sent(attempts, 1000);
+            assert!(!d.retry_due(1000 + wait - 1), "attempts {attempts}: not before {wait} s");
+            assert!(d.retry_due(1000 + wait), "attempts {attempts}: due at {wait} s");
+        }
+    }
+
+    #[test]
+    fn only_a_sent_delivery_is_retried() {
+        for state in DeliveryState::ALL {
+            let d = Delivery { state, ..sent(1, 0) };
+            assert_eq!(d.retry_due(10_000), state == DeliveryState::Sent, "{state:?}");
+        }
+    }
 }

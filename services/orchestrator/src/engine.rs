@@ -107,12 +107,38 @@ impl Orchestrator {
     }
 
     /// Sends `consumer`'s open delivery: a pending one is sealed and sent; with
-    /// `resend`, one already sent is sent again (the agent has just attached).
+    /// `resend`, one already sent is sent again (the agent has just attached); one
+    /// sent and unanswered for longer than its backoff is sent again too.
     pub async fn deliver(&self, consumer: &str, resend: bool) -> Result<(), EngineError> {
         let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(()) };
+        let at = now();
         let escape = match (d.state, &d.escape) {
             (D::Pending, _) => self.seal_delivery(&d).await?,
             (_, Some(escape)) if resend => escape.clone(),
+            (D::Sent, Some(escape)) if d.retry_due(at) => {
+                // Recorded before sending: a crash now costs at most one early resend.
+                let states = [D::Sent];
+                let bumped = self.store.update_delivery(
+                    &d.campaign_id,
+                    consumer,
+                    &states,
+                    D::Sent,
+                    None,
+                    None,
+                    None,
+                    at,
+                );
+                if !bumped.await? {
+                    return Ok(());
+                }
+                metrics::counter!("pqescape_escape_retries_total").increment(1);
+                tracing::info!(
+                    consumer.id = consumer,
+                    attempts = d.attempts + 1,
+                    "escape unanswered; sending it again"
+                );
+                escape.clone()
+            }
             _ => return Ok(()),
         };
         if self.connections.send(consumer, frame(escape)) {

@@ -15,7 +15,7 @@ pub(super) const CAMPAIGN_COLUMNS: &str = "id, name, selector, target_suite, wav
      created_at, updated_at, armed_at, fired_at, finished_at";
 
 pub(super) const DELIVERY_COLUMNS: &str = "d.campaign_id, d.consumer_id, d.wave, d.sequence, d.state, \
-     d.reason, d.escape_message, d.pending_sealed, d.updated_at";
+     d.reason, d.escape_message, d.pending_sealed, d.attempts, d.updated_at";
 
 /// `'a', 'b'`: a SQL list of delivery states. The names are this crate's constants.
 pub(super) fn delivery_list(states: &[crate::delivery::DeliveryState]) -> String {
@@ -191,6 +191,7 @@ macro_rules! sql_store {
                 reason: row.try_get("reason")?,
                 escape: row.try_get("escape_message")?,
                 pending_sealed: row.try_get("pending_sealed")?,
+                attempts: unsigned("deliveries", row.try_get("attempts")?)?,
                 updated_at: row.try_get("updated_at")?,
             })
         }
