@@ -2,6 +2,8 @@
 //! answer the challenge with a channel hello, keep the channel alive with
 //! heartbeats, and come back with backoff and jitter whenever it drops.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pqescape_message::channel::seal_hello;
@@ -16,7 +18,7 @@ use crate::escape::EscapeHandler;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
 use crate::hooks::HookSettings;
-use crate::state::AgentState;
+use crate::state::{AgentState, StateDir, StateStore};
 use crate::tls::{self, Groups};
 
 /// Version string the agent reports in its channel hello.
@@ -52,8 +54,46 @@ fn status(s: tonic::Status) -> ChannelError {
     }
 }
 
+/// What a channel needs besides the agent's state.
+#[derive(Clone, Debug)]
+pub struct ChannelSettings {
+    /// Gateway URL.
+    pub orchestrator: String,
+    /// CA file for the gateway's certificate.
+    pub ca_file: PathBuf,
+    /// Connection and call timeout.
+    pub timeout: Duration,
+    /// Hooks run after a migration.
+    pub hooks: HookSettings,
+    /// A pause before answering each message: `None` for a real agent; the fleet
+    /// simulator uses it to model slow hosts.
+    pub pace: Option<Duration>,
+}
+
+impl From<&Config> for ChannelSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            orchestrator: config.orchestrator.clone(),
+            ca_file: config.ca_file.clone(),
+            timeout: Duration::from_secs(config.timeout_secs),
+            hooks: config.hooks(),
+            pace: None,
+        }
+    }
+}
+
 /// Keeps a channel open until `shutdown` resolves, reconnecting with backoff.
 pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()>) {
+    let store = Arc::new(StateDir(config.state_dir.clone()));
+    run_with(&ChannelSettings::from(config), store, shutdown).await;
+}
+
+/// [`run`] over any state store.
+pub async fn run_with(
+    settings: &ChannelSettings,
+    store: Arc<dyn StateStore>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     // After a refusal the next attempt proves the previous PSK: the orchestrator may
     // not have committed a ratchet whose finished message it never received.
@@ -63,7 +103,7 @@ pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()
         let started = Instant::now();
         tokio::select! {
             () = &mut shutdown => return,
-            result = session(config, refusals) => match result {
+            result = session(settings, &store, refusals) => match result {
                 Ok(()) => tracing::info!("channel closed by the orchestrator"),
                 Err(ChannelError::Refused(why)) => {
                     refusals += 1;
@@ -85,18 +125,23 @@ pub async fn run(config: &Config, shutdown: impl std::future::Future<Output = ()
 }
 
 /// One channel, from connection to its end.
-async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
-    let state = AgentState::load(&config.state_dir)
+async fn session(
+    settings: &ChannelSettings,
+    store: &Arc<dyn StateStore>,
+    refusals: usize,
+) -> Result<(), ChannelError> {
+    let state = store
+        .load()
         .map_err(|e| ChannelError::State(e.to_string()))?
         .ok_or_else(|| ChannelError::State("not enrolled".into()))?;
     let (consumer, key_id, psk) = identity(&state, refusals)?;
     // Once migrated, never again a classical-only channel (protocol.md §8.4).
     let migrated = Suite::from_name(&state.suite).is_some_and(|s| s.is_post_quantum());
     let groups = if migrated { Groups::PostQuantum } else { Groups::Classical };
-    let timeout = Duration::from_secs(config.timeout_secs);
-    let (channel, tls) = tls::connect(&config.orchestrator, &config.ca_file, groups, timeout)
-        .await
-        .map_err(|e| ChannelError::Transport(e.to_string()))?;
+    let (channel, tls) =
+        tls::connect(&settings.orchestrator, &settings.ca_file, groups, settings.timeout)
+            .await
+            .map_err(|e| ChannelError::Transport(e.to_string()))?;
     let mut client = AgentGatewayClient::new(channel);
     let (tx, rx) = mpsc::channel(16);
     let mut inbound = client.attach(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
@@ -115,10 +160,10 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
     tx.send(send(pb::agent_frame::Frame::Message(hello))).await.map_err(closed)?;
     tracing::info!(consumer.id = %consumer, tls.post_quantum = tls.post_quantum, "channel open");
 
-    let mut handler = EscapeHandler::new(&config.state_dir);
-    let hooks = config.hooks();
+    let mut handler = EscapeHandler::new(store.clone());
+    let hooks = &settings.hooks;
     // Hooks a crash left owed run now that the orchestrator can hear their outcome.
-    report_hooks(&handler, &hooks, &tx).await?;
+    report_hooks(&handler, hooks, &tx).await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     loop {
@@ -126,10 +171,13 @@ async fn session(config: &Config, refusals: usize) -> Result<(), ChannelError> {
             frame = inbound.message() => match frame.map_err(status)?.and_then(|f| f.frame) {
                 None => return Ok(()),
                 Some(pb::gateway_frame::Frame::Message(bytes)) => {
+                    if let Some(pause) = settings.pace {
+                        tokio::time::sleep(pause).await;
+                    }
                     for reply in handle(&mut handler, &bytes) {
                         tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
                     }
-                    report_hooks(&handler, &hooks, &tx).await?;
+                    report_hooks(&handler, hooks, &tx).await?;
                 }
                 Some(pb::gateway_frame::Frame::Challenge(_)) => {
                     return Err(ChannelError::Protocol("a second challenge".into()));

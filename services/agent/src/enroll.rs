@@ -1,12 +1,11 @@
 //! Enrollment (protocol.md §8.3): a one-time token in, a PSK and a pinned
 //! orchestrator key out, written to the state directory.
 
-use std::time::Duration;
-
 use pqescape_message::enrollment::{AgentEnrollment, EnrollmentToken};
 use pqescape_message::types::Suite;
 use zeroize::Zeroizing;
 
+use crate::channel::ChannelSettings;
 use crate::config::Config;
 use crate::gateway::pb;
 use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
@@ -46,9 +45,21 @@ pub async fn enroll(config: &Config, token_text: &str) -> Result<AgentState, Enr
     if let Some(existing) = AgentState::load(&config.state_dir)? {
         return Err(EnrollError::AlreadyEnrolled(existing.consumer_id));
     }
-    let token = EnrollmentToken::parse(token_text).map_err(|_| EnrollError::BadToken)?;
     let suite = Suite::from_name(&config.enrollment_suite).unwrap_or(Suite::X25519MlKem768);
-    let mut client = connect(config).await?;
+    let state = enroll_with(&ChannelSettings::from(config), suite, token_text).await?;
+    state.save(&config.state_dir)?;
+    Ok(state)
+}
+
+/// Runs the enrollment exchange over a new gateway connection and returns the
+/// state it yields, without storing it anywhere.
+pub async fn enroll_with(
+    settings: &ChannelSettings,
+    suite: Suite,
+    token_text: &str,
+) -> Result<AgentState, EnrollError> {
+    let token = EnrollmentToken::parse(token_text).map_err(|_| EnrollError::BadToken)?;
+    let mut client = connect(settings).await?;
 
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let (session, hello) =
@@ -70,22 +81,20 @@ pub async fn enroll(config: &Config, token_text: &str) -> Result<AgentState, Enr
         suite: Suite::Classical.name().into(),
         last_sequence: 0,
         orchestrator_key: hex::encode(pinned.as_bytes()),
-        orchestrator: config.orchestrator.clone(),
+        orchestrator: settings.orchestrator.clone(),
         pending_escape: None,
         pending_hooks: None,
     };
-    state.save(&config.state_dir)?;
     Ok(state)
 }
 
 async fn connect(
-    config: &Config,
+    settings: &ChannelSettings,
 ) -> Result<AgentGatewayClient<tonic::transport::Channel>, EnrollError> {
-    let unreachable =
-        |detail: String| EnrollError::Unreachable { url: config.orchestrator.clone(), detail };
-    let timeout = Duration::from_secs(config.timeout_secs);
+    let url = &settings.orchestrator;
+    let unreachable = |detail: String| EnrollError::Unreachable { url: url.clone(), detail };
     let (channel, _) =
-        crate::tls::connect(&config.orchestrator, &config.ca_file, Groups::Classical, timeout)
+        crate::tls::connect(url, &settings.ca_file, Groups::Classical, settings.timeout)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
     Ok(AgentGatewayClient::new(channel))

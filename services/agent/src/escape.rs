@@ -14,7 +14,7 @@ use pqescape_message::types::{CampaignId, ConsumerId, Suite};
 use zeroize::Zeroizing;
 
 use crate::hooks::{self, HookSettings, Outcome};
-use crate::state::{AgentState, PendingHooks, StateError, StoredPsk};
+use crate::state::{AgentState, PendingHooks, StateError, StateStore, StoredPsk};
 
 /// Why an escape step failed on the agent.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub type Replies = Vec<Vec<u8>>;
 
 /// The agent's side of escapes, across one channel.
 pub struct EscapeHandler {
-    dir: std::path::PathBuf,
+    store: std::sync::Arc<dyn StateStore>,
     handshake: Option<AgentHandshake>,
 }
 
@@ -74,13 +74,13 @@ fn policy(state: &AgentState) -> Result<AgentPolicy, EscapeError> {
 }
 
 impl EscapeHandler {
-    /// A handler over the state in `dir`.
-    pub fn new(dir: &std::path::Path) -> Self {
-        Self { dir: dir.to_owned(), handshake: None }
+    /// A handler over the state in `store`.
+    pub fn new(store: std::sync::Arc<dyn StateStore>) -> Self {
+        Self { store, handshake: None }
     }
 
     fn load(&self) -> Result<AgentState, EscapeError> {
-        AgentState::load(&self.dir)?.ok_or(EscapeError::Corrupt("not enrolled"))
+        self.store.load()?.ok_or(EscapeError::Corrupt("not enrolled"))
     }
 
     /// An escape arrived: verify, persist, acknowledge; or report the refusal.
@@ -112,7 +112,7 @@ impl EscapeHandler {
         // The sequence is on disk before anything answers the escape.
         state.last_sequence = verified.sequence();
         state.pending_escape = Some(hex::encode(bytes));
-        state.save(&self.dir)?;
+        self.store.save(&state)?;
         let (handshake, ack) = verified
             .acknowledge(&mut rand_core::UnwrapErr(getrandom::SysRng))
             .map_err(EscapeError::Refused)?;
@@ -186,7 +186,7 @@ impl EscapeHandler {
             });
             (Status::Migrated, context.next_key_id, context.next_psk().clone())
         };
-        state.save(&self.dir)?;
+        self.store.save(&state)?;
         tracing::info!(suite = %state.suite, drill = context.drill, "escape complete");
         if status == Status::Migrated {
             return Ok(vec![finished]);
@@ -227,7 +227,7 @@ impl EscapeHandler {
             seal_status(exchange, pending.key_id, &psk, status, reason, now(), &outcome.detail())
                 .map_err(EscapeError::Refused)?;
         state.pending_hooks = None;
-        state.save(&self.dir)?;
+        self.store.save(&state)?;
         Ok(Some(report))
     }
 }

@@ -37,6 +37,13 @@ pub struct HookSettings {
     pub env: BTreeMap<String, String>,
 }
 
+impl HookSettings {
+    /// No hooks at all: an empty directory path is never read.
+    pub fn none() -> Self {
+        Self { dir: PathBuf::new(), timeout: Duration::ZERO, env: BTreeMap::new() }
+    }
+}
+
 /// How a run of the hooks ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -69,6 +76,9 @@ impl Outcome {
 /// writable by group or others, and not editor or package-manager leftovers.
 /// A missing directory means no hooks.
 pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if dir.as_os_str().is_empty() {
+        return Ok(Vec::new());
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -41,6 +41,9 @@ pub enum StateError {
     /// The file is readable by others than its owner.
     #[error("{0}: readable by group or others; it holds the PSK and must be mode 0600")]
     Permissions(PathBuf),
+    /// An in-memory state's lock was poisoned by a panic elsewhere.
+    #[error("in-memory state poisoned")]
+    Poisoned,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StateError + '_ {
@@ -164,6 +167,52 @@ impl AgentState {
         drop(file);
         fs::rename(&temp, &path).map_err(io(&path))?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    }
+}
+
+/// Where an agent's state lives. The agent keeps it in a private directory
+/// ([`StateDir`]); the fleet simulator keeps thousands in memory, running the same
+/// protocol code over them.
+pub trait StateStore: Send + Sync {
+    /// The state, if enrolled.
+    fn load(&self) -> Result<Option<AgentState>, StateError>;
+    /// Replaces the state; when this returns, it survives a crash.
+    fn save(&self, state: &AgentState) -> Result<(), StateError>;
+}
+
+/// The state file in a private directory (module docs).
+#[derive(Clone, Debug)]
+pub struct StateDir(pub PathBuf);
+
+impl StateStore for StateDir {
+    fn load(&self) -> Result<Option<AgentState>, StateError> {
+        AgentState::load(&self.0)
+    }
+
+    fn save(&self, state: &AgentState) -> Result<(), StateError> {
+        state.save(&self.0)
+    }
+}
+
+/// State held in memory only: for simulated agents, which have no crash to survive.
+#[derive(Debug, Default)]
+pub struct MemoryState(std::sync::Mutex<Option<AgentState>>);
+
+impl MemoryState {
+    /// Holding `state`.
+    pub fn new(state: AgentState) -> Self {
+        Self(std::sync::Mutex::new(Some(state)))
+    }
+}
+
+impl StateStore for MemoryState {
+    fn load(&self) -> Result<Option<AgentState>, StateError> {
+        Ok(self.0.lock().map_err(|_| StateError::Poisoned)?.clone())
+    }
+
+    fn save(&self, state: &AgentState) -> Result<(), StateError> {
+        *self.0.lock().map_err(|_| StateError::Poisoned)? = Some(state.clone());
+        Ok(())
     }
 }
 

@@ -1,0 +1,49 @@
+//! CPU time and memory of another process, read from /proc: how the simulator
+//! reports what the orchestrator spent.
+
+/// One reading of a process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessSample {
+    /// User plus system CPU seconds so far.
+    pub cpu_seconds: f64,
+    /// Resident memory now, bytes.
+    pub rss: u64,
+    /// Peak resident memory, bytes.
+    pub peak_rss: u64,
+}
+
+/// Reads process `pid`; `None` if it cannot be read (gone, or not Linux).
+pub fn sample(pid: u32) -> Option<ProcessSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / clock_ticks();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
+    Some(ProcessSample { cpu_seconds, rss: kib("VmRSS:")?, peak_rss: kib("VmHWM:")? })
+}
+
+/// Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_can_be_read() {
+        let s = sample(std::process::id()).unwrap();
+        assert!(s.rss > 0 && s.peak_rss >= s.rss, "{s:?}");
+        assert!(s.cpu_seconds >= 0.0);
+    }
+}
