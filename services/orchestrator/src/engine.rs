@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pqescape_message::context::NewContext;
+use pqescape_message::error::Rejection;
 use pqescape_message::message::{Ack, Finished, Status, StatusReport};
 use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
 use pqescape_message::report::{REASON_HOOK_FAILED, verify_status};
@@ -278,6 +280,17 @@ impl Orchestrator {
             .open(Purpose::PendingContext, &pending_row(&d), sealed)
             .map_err(|_| EngineError::Sealed)?;
         let context = PendingContext::from_bytes(&state)?.finish(bytes)?;
+        self.finish(consumer, &d, &context).await
+    }
+
+    /// Ends a negotiating delivery whose agent holds the new context: the pending PSK
+    /// and key id become current (not for a drill).
+    async fn finish(
+        &self,
+        consumer: &str,
+        d: &Delivery,
+        context: &NewContext,
+    ) -> Result<(), EngineError> {
         let (to, migration) = if context.drill {
             (D::DrillPassed, None)
         } else {
@@ -297,15 +310,46 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// A report under a key id other than the current one: it verifies only under the
+    /// pending PSK of its own exchange, and then proves that the agent completed the
+    /// handshake, so the migration commits as on a finished message (protocol.md §8.2
+    /// step 6). This is how a migration whose finished message was lost (the
+    /// orchestrator died before recording it) still completes.
+    async fn commit_on_report(
+        &self,
+        consumer: &str,
+        bytes: &[u8],
+        report: &StatusReport,
+    ) -> Result<(), EngineError> {
+        let unknown = || EngineError::Refused(Rejection::UnknownKeyId.into());
+        let exchange = &report.exchange;
+        let d = self.delivery_for(consumer, exchange.campaign.0, exchange.sequence).await?;
+        let sealed =
+            d.pending_sealed.as_ref().filter(|_| d.state == D::Negotiating).ok_or_else(unknown)?;
+        let state = self
+            .master
+            .open(Purpose::PendingContext, &pending_row(&d), sealed)
+            .map_err(|_| EngineError::Sealed)?;
+        let pending = PendingContext::from_bytes(&state)?;
+        let context = pending.context();
+        if context.drill || context.next_key_id != report.key_id || context.exchange != *exchange {
+            return Err(unknown());
+        }
+        verify_status(bytes, report, context.next_psk())?;
+        tracing::info!(consumer.id = consumer, campaign.id = %d.campaign_id, "a report under the pending key proves the migration");
+        self.finish(consumer, &d, context).await
+    }
+
     async fn on_status(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let report = StatusReport::decode(bytes)?;
         let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
-        if sealed.key_id != report.key_id {
-            return Err(EngineError::Refused(
-                pqescape_message::error::Rejection::UnknownKeyId.into(),
-            ));
+        if sealed.key_id == report.key_id {
+            verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
+        } else {
+            // Committed here, the exchange is no longer open: a refusal in the same
+            // report (the agent's answer to the re-sent escape) fails nothing below.
+            self.commit_on_report(consumer, bytes, &report).await?;
         }
-        verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
         if report.status == Status::Failed && report.reason == REASON_HOOK_FAILED {
             // The consumer migrated; a hook on its host did not apply the new context.
             // The delivery stays migrated and carries the reason for the operator.
@@ -335,19 +379,20 @@ impl Orchestrator {
                 .await?;
             let reason = format!("{:#06x}: {}", report.reason, report.detail);
             let at = now();
-            self.store
-                .update_delivery(
-                    &d.campaign_id,
-                    consumer,
-                    &D::OPEN,
-                    D::Failed,
-                    Some(&reason),
-                    None,
-                    None,
-                    at,
-                )
-                .await?;
-            tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "delivery failed");
+            let failed = self.store.update_delivery(
+                &d.campaign_id,
+                consumer,
+                &D::OPEN,
+                D::Failed,
+                Some(&reason),
+                None,
+                None,
+                at,
+            );
+            // A delivery that has already ended stays as it ended.
+            if failed.await? {
+                tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "delivery failed");
+            }
         }
         Ok(())
     }
