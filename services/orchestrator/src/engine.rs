@@ -108,11 +108,25 @@ impl Orchestrator {
         self.store.create_deliveries(&c.id, &targets, now()).await
     }
 
-    /// Sends `consumer`'s open delivery: a pending one is sealed and sent; with
-    /// `resend`, one already sent is sent again (the agent has just attached); one
-    /// sent and unanswered for longer than its backoff is sent again too.
+    /// Sends `consumer`'s open delivery on its channel (see [`Self::escape_to_send`]).
     pub async fn deliver(&self, consumer: &str, resend: bool) -> Result<(), EngineError> {
-        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(()) };
+        if let Some(escape) = self.escape_to_send(consumer, resend).await?
+            && self.connections.send(consumer, escape)
+        {
+            metrics::counter!("pqescape_escapes_sent_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// The escape `consumer` should get now, if any: a pending delivery is sealed;
+    /// with `resend`, one already sent is sent again (the agent has just attached);
+    /// one sent and unanswered for longer than its backoff is sent again too.
+    pub async fn escape_to_send(
+        &self,
+        consumer: &str,
+        resend: bool,
+    ) -> Result<Option<pb::GatewayFrame>, EngineError> {
+        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(None) };
         let at = now();
         let escape = match (d.state, &d.escape) {
             (D::Pending, _) => self.seal_delivery(&d).await?,
@@ -131,7 +145,7 @@ impl Orchestrator {
                     at,
                 );
                 if !bumped.await? {
-                    return Ok(());
+                    return Ok(None);
                 }
                 metrics::counter!("pqescape_escape_retries_total").increment(1);
                 tracing::info!(
@@ -141,12 +155,9 @@ impl Orchestrator {
                 );
                 escape.clone()
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
-        if self.connections.send(consumer, frame(escape)) {
-            metrics::counter!("pqescape_escapes_sent_total").increment(1);
-        }
-        Ok(())
+        Ok(Some(frame(escape)))
     }
 
     async fn seal_delivery(&self, d: &Delivery) -> Result<Vec<u8>, EngineError> {
