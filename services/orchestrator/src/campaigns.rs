@@ -153,6 +153,16 @@ impl Orchestrator {
             _ => None,
         };
         let (from, to) = t.rule();
+        // The outbox is filled before the campaign runs: a sweep that saw it running
+        // with no delivery yet would complete it at once. Deliveries of a campaign
+        // that is not running are never sent, and filling is idempotent, so a fire
+        // that fails or is repeated after a crash leaves nothing wrong behind.
+        let deliveries = match t {
+            Transition::Fire if from.contains(&current.state) => {
+                Some(self.materialize(&current).await?)
+            }
+            _ => None,
+        };
         let updated =
             self.store.transition_campaign(id, from, to, now(), manifest.as_deref()).await?;
         let updated = updated.ok_or_else(|| {
@@ -162,11 +172,6 @@ impl Orchestrator {
                 t.action()
             ))
         })?;
-        // The outbox is filled before anyone is told the campaign runs.
-        let deliveries = match t {
-            Transition::Fire => Some(self.materialize(&updated).await?),
-            _ => None,
-        };
         let detail = json!({
             "from": current.state,
             "to": updated.state,

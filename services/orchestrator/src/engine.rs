@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pqescape_message::context::NewContext;
+use pqescape_message::error::Rejection;
 use pqescape_message::message::{Ack, Finished, Status, StatusReport};
 use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
 use pqescape_message::report::{REASON_HOOK_FAILED, verify_status};
@@ -106,11 +108,25 @@ impl Orchestrator {
         self.store.create_deliveries(&c.id, &targets, now()).await
     }
 
-    /// Sends `consumer`'s open delivery: a pending one is sealed and sent; with
-    /// `resend`, one already sent is sent again (the agent has just attached); one
-    /// sent and unanswered for longer than its backoff is sent again too.
+    /// Sends `consumer`'s open delivery on its channel (see [`Self::escape_to_send`]).
     pub async fn deliver(&self, consumer: &str, resend: bool) -> Result<(), EngineError> {
-        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(()) };
+        if let Some(escape) = self.escape_to_send(consumer, resend).await?
+            && self.connections.send(consumer, escape)
+        {
+            metrics::counter!("pqescape_escapes_sent_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// The escape `consumer` should get now, if any: a pending delivery is sealed;
+    /// with `resend`, one already sent is sent again (the agent has just attached);
+    /// one sent and unanswered for longer than its backoff is sent again too.
+    pub async fn escape_to_send(
+        &self,
+        consumer: &str,
+        resend: bool,
+    ) -> Result<Option<pb::GatewayFrame>, EngineError> {
+        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(None) };
         let at = now();
         let escape = match (d.state, &d.escape) {
             (D::Pending, _) => self.seal_delivery(&d).await?,
@@ -129,7 +145,7 @@ impl Orchestrator {
                     at,
                 );
                 if !bumped.await? {
-                    return Ok(());
+                    return Ok(None);
                 }
                 metrics::counter!("pqescape_escape_retries_total").increment(1);
                 tracing::info!(
@@ -139,12 +155,9 @@ impl Orchestrator {
                 );
                 escape.clone()
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
-        if self.connections.send(consumer, frame(escape)) {
-            metrics::counter!("pqescape_escapes_sent_total").increment(1);
-        }
-        Ok(())
+        Ok(Some(frame(escape)))
     }
 
     async fn seal_delivery(&self, d: &Delivery) -> Result<Vec<u8>, EngineError> {
@@ -278,6 +291,17 @@ impl Orchestrator {
             .open(Purpose::PendingContext, &pending_row(&d), sealed)
             .map_err(|_| EngineError::Sealed)?;
         let context = PendingContext::from_bytes(&state)?.finish(bytes)?;
+        self.finish(consumer, &d, &context).await
+    }
+
+    /// Ends a negotiating delivery whose agent holds the new context: the pending PSK
+    /// and key id become current (not for a drill).
+    async fn finish(
+        &self,
+        consumer: &str,
+        d: &Delivery,
+        context: &NewContext,
+    ) -> Result<(), EngineError> {
         let (to, migration) = if context.drill {
             (D::DrillPassed, None)
         } else {
@@ -297,15 +321,46 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// A report under a key id other than the current one: it verifies only under the
+    /// pending PSK of its own exchange, and then proves that the agent completed the
+    /// handshake, so the migration commits as on a finished message (protocol.md §8.2
+    /// step 6). This is how a migration whose finished message was lost (the
+    /// orchestrator died before recording it) still completes.
+    async fn commit_on_report(
+        &self,
+        consumer: &str,
+        bytes: &[u8],
+        report: &StatusReport,
+    ) -> Result<(), EngineError> {
+        let unknown = || EngineError::Refused(Rejection::UnknownKeyId.into());
+        let exchange = &report.exchange;
+        let d = self.delivery_for(consumer, exchange.campaign.0, exchange.sequence).await?;
+        let sealed =
+            d.pending_sealed.as_ref().filter(|_| d.state == D::Negotiating).ok_or_else(unknown)?;
+        let state = self
+            .master
+            .open(Purpose::PendingContext, &pending_row(&d), sealed)
+            .map_err(|_| EngineError::Sealed)?;
+        let pending = PendingContext::from_bytes(&state)?;
+        let context = pending.context();
+        if context.drill || context.next_key_id != report.key_id || context.exchange != *exchange {
+            return Err(unknown());
+        }
+        verify_status(bytes, report, context.next_psk())?;
+        tracing::info!(consumer.id = consumer, campaign.id = %d.campaign_id, "a report under the pending key proves the migration");
+        self.finish(consumer, &d, context).await
+    }
+
     async fn on_status(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let report = StatusReport::decode(bytes)?;
         let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
-        if sealed.key_id != report.key_id {
-            return Err(EngineError::Refused(
-                pqescape_message::error::Rejection::UnknownKeyId.into(),
-            ));
+        if sealed.key_id == report.key_id {
+            verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
+        } else {
+            // Committed here, the exchange is no longer open: a refusal in the same
+            // report (the agent's answer to the re-sent escape) fails nothing below.
+            self.commit_on_report(consumer, bytes, &report).await?;
         }
-        verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
         if report.status == Status::Failed && report.reason == REASON_HOOK_FAILED {
             // The consumer migrated; a hook on its host did not apply the new context.
             // The delivery stays migrated and carries the reason for the operator.
@@ -335,19 +390,20 @@ impl Orchestrator {
                 .await?;
             let reason = format!("{:#06x}: {}", report.reason, report.detail);
             let at = now();
-            self.store
-                .update_delivery(
-                    &d.campaign_id,
-                    consumer,
-                    &D::OPEN,
-                    D::Failed,
-                    Some(&reason),
-                    None,
-                    None,
-                    at,
-                )
-                .await?;
-            tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "delivery failed");
+            let failed = self.store.update_delivery(
+                &d.campaign_id,
+                consumer,
+                &D::OPEN,
+                D::Failed,
+                Some(&reason),
+                None,
+                None,
+                at,
+            );
+            // A delivery that has already ended stays as it ended.
+            if failed.await? {
+                tracing::warn!(consumer.id = consumer, campaign.id = %d.campaign_id, reason = %reason, "delivery failed");
+            }
         }
         Ok(())
     }

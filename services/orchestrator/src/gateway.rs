@@ -137,11 +137,20 @@ async fn run_channel(
     };
     let span = tracing::info_span!("agent channel", consumer.id = %consumer);
     let _guard = span.enter();
+    // What the agent may have missed goes out on this channel before the channel is
+    // registered: once registered, a sweep may send the same escape, and an escape
+    // that arrives twice restarts the agent's handshake under the first response.
+    match o.escape_to_send(&consumer, true).await {
+        Ok(Some(escape)) => {
+            if tx.send(Ok(escape)).await.is_ok() {
+                metrics::counter!("pqescape_escapes_sent_total").increment(1);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not deliver on attach"),
+    }
     let channel = o.connections.insert(&consumer, tx);
     tracing::info!(tls.group = security.key_exchange, peer = %security.peer, "agent connected");
-    if let Err(e) = o.deliver(&consumer, true).await {
-        tracing::warn!(error = %e, "could not deliver on attach");
-    }
     while let Ok(Some(frame)) = inbound.message().await {
         match frame.frame {
             Some(pb::agent_frame::Frame::Heartbeat(_)) => {
