@@ -179,6 +179,9 @@ impl Orchestrator {
             "deliveries": deliveries,
         });
         self.record_change(caller, t.action(), id, detail).await?;
+        if updated.state == CampaignState::Running {
+            self.wake.notify_one();
+        }
         Ok(updated)
     }
 

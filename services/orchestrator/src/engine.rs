@@ -27,7 +27,7 @@ use crate::delivery::{Delivery, DeliveryState as D, Migration};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
-use crate::store::{ConsumerQuery, NewAuditEntry, StoreError};
+use crate::store::{ConsumerQuery, DISPATCH_CHUNK, Dispatch, NewAuditEntry, StoreError};
 
 /// Interval between sweeps.
 pub const SWEEP: Duration = Duration::from_millis(500);
@@ -164,23 +164,9 @@ impl Orchestrator {
         let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
         let sealed =
             self.store.consumer_psk(&d.consumer_id).await?.ok_or(EngineError::NoDelivery)?;
-        let psk = self.open_psk(&d.consumer_id, &sealed.sealed)?;
         let manifest = self.store.campaign_manifest(&c.id).await?;
-        let order = EscapeOrder {
-            consumer: ConsumerId(uuid_bytes(&d.consumer_id)),
-            campaign: CampaignId(uuid_bytes(&c.id)),
-            key_id: sealed.key_id,
-            sequence: d.sequence,
-            suite: c.spec.target_suite,
-            issued_at: u64::try_from(now()).unwrap_or(0),
-            not_after: u64::try_from(c.spec.deadline).unwrap_or(0),
-            drill: c.spec.drill,
-            manifest_digest: manifest.as_deref().map(pqescape_message::campaign::manifest_digest),
-            directives: c.spec.directives.as_bytes(),
-            encrypt: !c.spec.directives.is_empty(),
-            mode: KeyMode::DedicatedPsk,
-        };
-        let escape = seal_escape(&order, &psk, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let digest = manifest.as_deref().map(pqescape_message::campaign::manifest_digest);
+        let escape = self.seal_for(&c, d, &sealed, digest)?;
         let at = now();
         let moved = self.store.update_delivery(
             &d.campaign_id,
@@ -408,17 +394,109 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// One sweep over the running campaigns and this replica's agents.
+    /// One sweep over the running campaigns: steer each, then send what its
+    /// connected agents are owed.
     pub async fn sweep(&self) -> Result<(), EngineError> {
-        for id in self.store.running_campaigns().await? {
-            self.steer(&id).await?;
+        let running = self.store.running_campaigns().await?;
+        if running.is_empty() {
+            return Ok(());
         }
-        for consumer in self.connections.consumers() {
-            if let Err(e) = self.deliver(&consumer, false).await {
-                tracing::debug!(consumer.id = %consumer, error = %e, "delivery deferred");
+        let connected = self.connections.consumers();
+        for id in running {
+            self.steer(&id).await?;
+            if let Some(c) = self.store.campaign(&id).await?
+                && c.state == CampaignState::Running
+            {
+                self.dispatch(&c, &connected).await?;
             }
         }
         Ok(())
+    }
+
+    /// Sends campaign `c`'s escapes to the agents connected here: pending ones up
+    /// to the in-flight cap, and unanswered ones whose backoff has run out. Reads
+    /// and writes in batches ([`DISPATCH_CHUNK`] consumers a query, one transaction a
+    /// batch), and records every send before it goes.
+    async fn dispatch(&self, c: &Campaign, connected: &[String]) -> Result<(), EngineError> {
+        let counts = self.store.delivery_counts(&c.id).await?;
+        let in_flight: u64 = counts
+            .iter()
+            .filter(|(s, _)| matches!(s, D::Sent | D::Acknowledged | D::Negotiating))
+            .map(|(_, n)| n)
+            .sum();
+        let mut budget = u64::from(c.spec.max_in_flight).saturating_sub(in_flight);
+        let digest = self
+            .store
+            .campaign_manifest(&c.id)
+            .await?
+            .as_deref()
+            .map(pqescape_message::campaign::manifest_digest);
+        let at = now();
+        for chunk in connected.chunks(DISPATCH_CHUNK) {
+            let mut sends = Vec::new();
+            let mut frames = Vec::new();
+            for (d, psk) in self.store.dispatch_rows(&c.id, chunk).await? {
+                match (d.state, &d.escape) {
+                    (D::Pending, _) if budget > 0 => {
+                        let escape = self.seal_for(c, &d, &psk, digest)?;
+                        budget -= 1;
+                        frames.push((d.consumer_id.clone(), escape.clone()));
+                        sends.push(Dispatch {
+                            consumer_id: d.consumer_id,
+                            from: D::Pending,
+                            escape: Some(escape),
+                        });
+                    }
+                    (D::Sent, Some(escape)) if d.retry_due(at) => {
+                        metrics::counter!("pqescape_escape_retries_total").increment(1);
+                        tracing::info!(consumer.id = %d.consumer_id, attempts = d.attempts + 1, "escape unanswered; sending it again");
+                        frames.push((d.consumer_id.clone(), escape.clone()));
+                        sends.push(Dispatch {
+                            consumer_id: d.consumer_id,
+                            from: D::Sent,
+                            escape: None,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if sends.is_empty() {
+                continue;
+            }
+            let moved = self.store.mark_sent(&c.id, &sends, at).await?;
+            for ((consumer, escape), moved) in frames.into_iter().zip(moved) {
+                if moved && self.connections.send(&consumer, frame(escape)) {
+                    metrics::counter!("pqescape_escapes_sent_total").increment(1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the escape of delivery `d` of campaign `c` under the consumer's PSK.
+    fn seal_for(
+        &self,
+        c: &Campaign,
+        d: &Delivery,
+        psk: &crate::store::SealedPsk,
+        manifest_digest: Option<[u8; 32]>,
+    ) -> Result<Vec<u8>, EngineError> {
+        let key = self.open_psk(&d.consumer_id, &psk.sealed)?;
+        let order = EscapeOrder {
+            consumer: ConsumerId(uuid_bytes(&d.consumer_id)),
+            campaign: CampaignId(uuid_bytes(&c.id)),
+            key_id: psk.key_id,
+            sequence: d.sequence,
+            suite: c.spec.target_suite,
+            issued_at: u64::try_from(now()).unwrap_or(0),
+            not_after: u64::try_from(c.spec.deadline).unwrap_or(0),
+            drill: c.spec.drill,
+            manifest_digest,
+            directives: c.spec.directives.as_bytes(),
+            encrypt: !c.spec.directives.is_empty(),
+            mode: KeyMode::DedicatedPsk,
+        };
+        Ok(seal_escape(&order, &key, &mut rand_core::UnwrapErr(getrandom::SysRng))?)
     }
 
     /// Expires, pauses, opens the next wave or completes one running campaign.
@@ -503,17 +581,18 @@ pub async fn run(o: Arc<Orchestrator>, mut stop: tokio::sync::watch::Receiver<bo
     let mut tick = tokio::time::interval(SWEEP);
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = o.sweep().await {
-                    metrics::counter!("pqescape_engine_errors_total", "kind" => e.kind()).increment(1);
-                    tracing::warn!(error = %e, "engine sweep failed");
-                }
-            }
+            () = o.wake.notified() => {}
+            _ = tick.tick() => {}
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     return;
                 }
+                continue;
             }
+        }
+        if let Err(e) = o.sweep().await {
+            metrics::counter!("pqescape_engine_errors_total", "kind" => e.kind()).increment(1);
+            tracing::warn!(error = %e, "engine sweep failed");
         }
     }
 }

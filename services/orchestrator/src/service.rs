@@ -49,6 +49,8 @@ pub struct Orchestrator {
     pub(crate) signer: OrchestratorSigningKey,
     pub(crate) limits: Limits,
     pub(crate) connections: crate::connections::Connections,
+    /// Wakes the campaign engine before its next tick (a campaign just started).
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 impl Orchestrator {
@@ -65,7 +67,8 @@ impl Orchestrator {
             _ => return Err(StartError::WrongMasterKey),
         }
         let signer = load_signing_key(store.as_ref(), &master).await?;
-        Ok(Self { store, master, signer, limits, connections: Default::default() })
+        let (connections, wake) = (Default::default(), tokio::sync::Notify::new());
+        Ok(Self { store, master, signer, limits, connections, wake })
     }
 
     /// The store in use.

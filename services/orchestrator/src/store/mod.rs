@@ -117,6 +117,21 @@ pub struct SealedPsk {
     pub sealed: Vec<u8>,
 }
 
+/// Most consumers one dispatch query names (and rows one batched statement writes).
+pub const DISPATCH_CHUNK: usize = 500;
+
+/// One delivery to mark sent: its consumer, the state it must be in, and the
+/// escape when it is sent for the first time.
+#[derive(Clone, Debug)]
+pub struct Dispatch {
+    /// The consumer.
+    pub consumer_id: String,
+    /// `Pending` (first send) or `Sent` (a retry).
+    pub from: crate::delivery::DeliveryState,
+    /// The sealed escape, on the first send.
+    pub escape: Option<Vec<u8>>,
+}
+
 /// A consumer listing request: a label selector and a keyset page.
 #[derive(Clone, Debug, Default)]
 pub struct ConsumerQuery {
@@ -328,6 +343,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// The open delivery of a running campaign whose wave is open, for a consumer.
     async fn open_delivery_for(&self, consumer_id: &str) -> StoreResult<Option<Delivery>>;
+    /// The deliveries of `campaign_id`, in open waves, that are pending or sent, for
+    /// the given consumers (at most [`DISPATCH_CHUNK`] of them), with each
+    /// consumer's current sealed PSK: what one dispatch needs, in one query.
+    async fn dispatch_rows(
+        &self,
+        campaign_id: &str,
+        consumers: &[String],
+    ) -> StoreResult<Vec<(Delivery, SealedPsk)>>;
+    /// Marks deliveries sent (from pending with their escape, or again from sent),
+    /// all in one transaction. Returns, in order, whether each one moved.
+    async fn mark_sent(
+        &self,
+        campaign_id: &str,
+        sends: &[Dispatch],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>>;
     /// One delivery.
     async fn delivery(&self, campaign_id: &str, consumer_id: &str)
     -> StoreResult<Option<Delivery>>;

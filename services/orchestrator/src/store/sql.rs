@@ -17,6 +17,12 @@ pub(super) const CAMPAIGN_COLUMNS: &str = "id, name, selector, target_suite, wav
 pub(super) const DELIVERY_COLUMNS: &str = "d.campaign_id, d.consumer_id, d.wave, d.sequence, d.state, \
      d.reason, d.escape_message, d.pending_sealed, d.attempts, d.updated_at";
 
+/// `$first, $first+1, ...`: `n` numbered placeholders.
+pub(super) fn placeholders(first: usize, n: usize) -> String {
+    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    list.join(", ")
+}
+
 /// `'a', 'b'`: a SQL list of delivery states. The names are this crate's constants.
 pub(super) fn delivery_list(states: &[crate::delivery::DeliveryState]) -> String {
     let quoted: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
@@ -75,7 +81,7 @@ macro_rules! sql_store {
 
         use crate::audit;
         use crate::domain::{ConsumerState, Labels, Role};
-        use crate::store::sql::{consumer_listing, delivery_list, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, DELIVERY_COLUMNS, TOKEN_COLUMNS};
+        use crate::store::sql::{consumer_listing, delivery_list, placeholders, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, DELIVERY_COLUMNS, TOKEN_COLUMNS};
         use crate::delivery::{Delivery, DeliveryState, Migration};
         use crate::campaign::{Campaign, CampaignSpec, CampaignState};
         use crate::store::{
@@ -661,27 +667,42 @@ macro_rules! sql_store {
                 if existing.is_some() {
                     return Ok(0);
                 }
-                for (consumer, wave) in targets {
-                    let row = sqlx::query(
+                // In chunks: one statement reserves the chunk's sequence numbers, one
+                // inserts its deliveries.
+                for chunk in targets.chunks(crate::store::DISPATCH_CHUNK) {
+                    let ids = placeholders(2, chunk.len());
+                    let sql = format!(
                         "UPDATE consumers SET last_sequence = last_sequence + 1, updated_at = $1 \
-                         WHERE id = $2 RETURNING last_sequence",
-                    )
-                    .bind(now)
-                    .bind(consumer)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let sequence: i64 = row.try_get("last_sequence")?;
-                    sqlx::query(
-                        "INSERT INTO deliveries (campaign_id, consumer_id, wave, sequence, state, updated_at) \
-                         VALUES ($1, $2, $3, $4, 'pending', $5)",
-                    )
-                    .bind(campaign_id)
-                    .bind(consumer)
-                    .bind(i64::from(*wave))
-                    .bind(sequence)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                         WHERE id IN ({ids}) RETURNING id, last_sequence"
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    for (consumer, _) in chunk {
+                        q = q.bind(consumer);
+                    }
+                    let mut sequences = std::collections::HashMap::new();
+                    for row in q.fetch_all(&mut *tx).await? {
+                        let id: String = row.try_get("id")?;
+                        let sequence: i64 = row.try_get("last_sequence")?;
+                        sequences.insert(id, sequence);
+                    }
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| {
+                            let b = 3 + 3 * i;
+                            format!("($1, ${b}, ${}, ${}, 'pending', $2)", b + 1, b + 2)
+                        })
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO deliveries (campaign_id, consumer_id, wave, sequence, state, updated_at) VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id).bind(now);
+                    for (consumer, wave) in chunk {
+                        let sequence = sequences.get(consumer).copied().ok_or_else(|| {
+                            corrupt("consumers", format!("no consumer {consumer} to target"))
+                        })?;
+                        q = q.bind(consumer).bind(i64::from(*wave)).bind(sequence);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(targets.len() as u64)
@@ -696,6 +717,55 @@ macro_rules! sql_store {
                 );
                 let row = sqlx::query(AssertSqlSafe(sql)).bind(consumer_id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(delivery_from_row).transpose()
+            }
+
+            async fn dispatch_rows(&self, campaign_id: &str, consumers: &[String]) -> StoreResult<Vec<(Delivery, SealedPsk)>> {
+                if consumers.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!(
+                    "SELECT {DELIVERY_COLUMNS}, c.key_id AS psk_key_id, c.psk_sealed FROM deliveries d \
+                     JOIN campaigns k ON k.id = d.campaign_id JOIN consumers c ON c.id = d.consumer_id \
+                     WHERE d.campaign_id = $1 AND k.state = 'running' AND d.wave <= k.current_wave \
+                     AND d.state IN ('pending', 'sent') AND c.psk_sealed IS NOT NULL \
+                     AND d.consumer_id IN ({}) ORDER BY d.sequence",
+                    placeholders(2, consumers.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id);
+                for consumer in consumers {
+                    q = q.bind(consumer);
+                }
+                let mut out = Vec::new();
+                for row in q.fetch_all(&self.pool).await? {
+                    let psk = SealedPsk {
+                        key_id: unsigned("consumers", row.try_get("psk_key_id")?)?,
+                        sealed: row.try_get("psk_sealed")?,
+                    };
+                    out.push((delivery_from_row(&row)?, psk));
+                }
+                Ok(out)
+            }
+
+            async fn mark_sent(&self, campaign_id: &str, sends: &[crate::store::Dispatch], now: Timestamp) -> StoreResult<Vec<bool>> {
+                let mut tx = self.pool.begin().await?;
+                let mut moved = Vec::with_capacity(sends.len());
+                for send in sends {
+                    let done = sqlx::query(
+                        "UPDATE deliveries SET state = 'sent', escape_message = COALESCE($1, escape_message), \
+                         attempts = attempts + 1, updated_at = $2 \
+                         WHERE campaign_id = $3 AND consumer_id = $4 AND state = $5",
+                    )
+                    .bind(send.escape.as_deref())
+                    .bind(now)
+                    .bind(campaign_id)
+                    .bind(&send.consumer_id)
+                    .bind(send.from.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    moved.push(done.rows_affected() == 1);
+                }
+                tx.commit().await?;
+                Ok(moved)
             }
 
             async fn delivery(&self, campaign_id: &str, consumer_id: &str) -> StoreResult<Option<Delivery>> {
