@@ -31,9 +31,13 @@ async fn enrolled(f: &Fixture, n: usize) -> Vec<(String, std::path::PathBuf)> {
 }
 
 async fn fire(f: &Fixture, drill: bool, waves: &[u8]) -> String {
+    fire_capped(f, drill, waves, 1000).await
+}
+
+async fn fire_capped(f: &Fixture, drill: bool, waves: &[u8], max_in_flight: u32) -> String {
     let req: CampaignRequest = serde_json::from_value(serde_json::json!({
         "name": if drill { "drill" } else { "escape" }, "target_suite": "x25519-mlkem768",
-        "waves": waves, "deadline": now() + 600, "drill": drill
+        "waves": waves, "deadline": now() + 600, "drill": drill, "max_in_flight": max_in_flight
     }))
     .unwrap();
     let o = &f.orchestrator;
@@ -233,6 +237,37 @@ async fn an_escape_left_unanswered_is_sent_again_unchanged() {
     let d = f.orchestrator.store().delivery(&campaign, id).await.unwrap().unwrap();
     assert_eq!(d.state, DeliveryState::Sent);
     assert!(d.attempts >= 2, "each send is recorded ({})", d.attempts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_more_escapes_are_in_flight_than_the_cap_allows() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 4).await;
+    let running: Vec<Agent> = agents.iter().map(|(_, s)| f.spawn_agent(s)).collect();
+    eventually("agents connected", async || f.orchestrator.connections().len() == 4).await;
+    let campaign = fire_capped(&f, false, &[100], 1).await;
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&f, &campaign, DeliveryState::Migrated).await < 4 {
+        let counts = f.orchestrator.store().delivery_counts(&campaign).await.unwrap();
+        let in_flight: u64 = counts
+            .iter()
+            .filter(|(s, _)| {
+                matches!(
+                    s,
+                    DeliveryState::Sent | DeliveryState::Acknowledged | DeliveryState::Negotiating
+                )
+            })
+            .map(|(_, n)| n)
+            .sum();
+        most = most.max(in_flight);
+        assert!(std::time::Instant::now() < deadline, "the capped campaign did not finish");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(most, 1, "one escape at a time, and at least one seen in flight");
+    for child in running {
+        child.stop();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::Orchestrator;
 use crate::clock::now;
@@ -135,8 +136,20 @@ async fn run_channel(
             return;
         }
     };
+    // The span goes with the future, never entered across an await: an entered
+    // guard would leak into whatever else runs on the thread meanwhile.
     let span = tracing::info_span!("agent channel", consumer.id = %consumer);
-    let _guard = span.enter();
+    serve_channel(o, consumer, inbound, tx, security).instrument(span).await;
+}
+
+/// An authenticated channel: catch the agent up, register, serve its frames.
+async fn serve_channel(
+    o: Arc<Orchestrator>,
+    consumer: String,
+    mut inbound: Streaming<pb::AgentFrame>,
+    tx: Outbound,
+    security: ChannelSecurity,
+) {
     // What the agent may have missed goes out on this channel before the channel is
     // registered: once registered, a sweep may send the same escape, and an escape
     // that arrives twice restarts the agent's handshake under the first response.
