@@ -37,6 +37,9 @@ pub type Replies = Vec<Vec<u8>>;
 pub struct EscapeHandler {
     store: std::sync::Arc<dyn StateStore>,
     handshake: Option<AgentHandshake>,
+    /// The escape being answered and the ack sent for it: the same escape again
+    /// (a resend that crossed the ack) gets the same ack, not a new handshake.
+    answered: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 fn now() -> u64 {
@@ -76,7 +79,7 @@ fn policy(state: &AgentState) -> Result<AgentPolicy, EscapeError> {
 impl EscapeHandler {
     /// A handler over the state in `store`.
     pub fn new(store: std::sync::Arc<dyn StateStore>) -> Self {
-        Self { store, handshake: None }
+        Self { store, handshake: None, answered: None }
     }
 
     fn load(&self) -> Result<AgentState, EscapeError> {
@@ -85,6 +88,13 @@ impl EscapeHandler {
 
     /// An escape arrived: verify, persist, acknowledge; or report the refusal.
     pub fn on_escape(&mut self, bytes: &[u8]) -> Result<Replies, EscapeError> {
+        if self.handshake.is_some()
+            && let Some((escape, ack)) = &self.answered
+            && escape.as_slice() == bytes
+        {
+            tracing::info!("the escape again, while its handshake is open: the same ack again");
+            return Ok(vec![ack.clone()]);
+        }
         let mut state = self.load()?;
         let keys = psks(&state)?;
         let refs: Vec<(u32, &SecretKey)> = keys.iter().map(|(id, k)| (*id, k)).collect();
@@ -122,6 +132,7 @@ impl EscapeHandler {
             "escape accepted; acknowledged"
         );
         self.handshake = Some(handshake);
+        self.answered = Some((bytes.to_vec(), ack.clone()));
         Ok(vec![ack])
     }
 
@@ -229,5 +240,67 @@ impl EscapeHandler {
         state.pending_hooks = None;
         self.store.save(&state)?;
         Ok(Some(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryState, STATE_VERSION};
+    use pqescape_message::orchestrator::{EscapeOrder, seal_escape};
+    use pqescape_message::sign::OrchestratorSigningKey;
+    use pqescape_message::types::KeyMode;
+
+    const CONSUMER: [u8; 16] = [0x11; 16];
+
+    fn handler() -> EscapeHandler {
+        let key = OrchestratorSigningKey::from_seed(&[1; 32]).verifying_key();
+        let state = AgentState {
+            version: STATE_VERSION,
+            consumer_id: ConsumerId(CONSUMER).to_string(),
+            psks: vec![StoredPsk { key_id: 1, psk: Zeroizing::new("07".repeat(32)) }],
+            suite: Suite::Classical.name().into(),
+            last_sequence: 0,
+            orchestrator_key: hex::encode(key.as_bytes()),
+            orchestrator: "https://o".into(),
+            pending_escape: None,
+            pending_hooks: None,
+        };
+        EscapeHandler::new(std::sync::Arc::new(MemoryState::new(state)))
+    }
+
+    fn escape(sequence: u64) -> Vec<u8> {
+        let order = EscapeOrder {
+            consumer: ConsumerId(CONSUMER),
+            campaign: CampaignId([2; 16]),
+            key_id: 1,
+            sequence,
+            suite: Suite::X25519MlKem768,
+            issued_at: now(),
+            not_after: now() + 600,
+            drill: false,
+            manifest_digest: None,
+            directives: b"",
+            encrypt: false,
+            mode: KeyMode::DedicatedPsk,
+        };
+        let psk = SecretKey::from_bytes([7; 32]);
+        seal_escape(&order, &psk, &mut rand_core::UnwrapErr(getrandom::SysRng)).unwrap()
+    }
+
+    #[test]
+    fn the_same_escape_during_its_handshake_gets_the_same_ack() {
+        let mut h = handler();
+        let first = escape(1);
+        let ack = h.on_escape(&first).unwrap();
+        assert_eq!(ack.len(), 1);
+        // A resend that crossed the ack: the same answer, the handshake kept.
+        assert_eq!(h.on_escape(&first).unwrap(), ack);
+        assert!(h.handshake.is_some());
+        // A different escape is judged on its own (a replay of an older one would
+        // be refused; a newer one starts a new handshake).
+        let newer = h.on_escape(&escape(2)).unwrap();
+        assert_eq!(newer.len(), 1);
+        assert_ne!(newer, ack);
     }
 }

@@ -222,6 +222,8 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         Some(id)
     };
     let cpu_at_fire = cli.orchestrator_pid.and_then(procstat::sample);
+    let (sim_at_fire, machine_at_fire) =
+        (procstat::sample(std::process::id()), procstat::machine_busy_seconds());
     let fired = Instant::now();
     if let Some(id) = &campaign {
         admin.fire(id).await?;
@@ -258,6 +260,8 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
     }
     eprintln!();
     let end = cli.orchestrator_pid.and_then(procstat::sample);
+    let (sim_end, machine_end) =
+        (procstat::sample(std::process::id()), procstat::machine_busy_seconds());
 
     // The figures.
     let t0 = if cli.wait {
@@ -294,6 +298,8 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         latencies,
         failures,
         orchestrator_cpu: cpu_at_fire.zip(end).map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
+        simulator_cpu: sim_at_fire.zip(sim_end).map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
+        machine_cpu: machine_at_fire.zip(machine_end).map(|(a, b)| b - a),
         orchestrator_peak_rss: end.map(|e| e.peak_rss),
         memory_per_agent,
         rows_written,

@@ -31,6 +31,17 @@ pub fn sample(pid: u32) -> Option<ProcessSample> {
     Some(ProcessSample { cpu_seconds, rss: kib("VmRSS:")?, peak_rss: kib("VmHWM:")? })
 }
 
+/// CPU seconds the whole machine has spent busy (every core, all but idle and
+/// iowait), from /proc/stat.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> =
+        stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: f64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle) / clock_ticks())
+}
+
 /// Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
 fn clock_ticks() -> f64 {
     100.0

@@ -19,6 +19,10 @@ pub struct Summary {
     pub failures: BTreeMap<String, u64>,
     /// Orchestrator CPU seconds from fire to the end.
     pub orchestrator_cpu: Option<f64>,
+    /// The simulator's own CPU seconds from fire to the end.
+    pub simulator_cpu: Option<f64>,
+    /// CPU seconds the whole machine was busy from fire to the end.
+    pub machine_cpu: Option<f64>,
     /// Orchestrator peak resident memory, bytes.
     pub orchestrator_peak_rss: Option<u64>,
     /// Orchestrator resident memory added per idle connected agent, bytes.
@@ -62,6 +66,8 @@ impl Summary {
             "p99_ms": ms(percentile(&self.latencies, 99.0)),
             "failures": self.failures,
             "orchestrator_cpu_seconds": self.orchestrator_cpu,
+            "simulator_cpu_seconds": self.simulator_cpu,
+            "machine_cpu_seconds": self.machine_cpu,
             "orchestrator_peak_rss_bytes": self.orchestrator_peak_rss,
             "orchestrator_bytes_per_idle_agent": self.memory_per_agent,
             "store_rows_written": self.rows_written,
@@ -93,6 +99,13 @@ impl std::fmt::Display for Summary {
         if let Some(cpu) = self.orchestrator_cpu {
             let per = if self.escaped > 0 { cpu / self.escaped as f64 * 1e6 } else { 0.0 };
             writeln!(f, "orchestrator CPU   {cpu:.2} s ({per:.0} us per escape)")?;
+        }
+        if let (Some(sim), Some(all)) = (self.simulator_cpu, self.machine_cpu) {
+            let other = all - sim - self.orchestrator_cpu.unwrap_or(0.0);
+            writeln!(
+                f,
+                "other CPU          simulator {sim:.2} s, rest of the machine (store) {other:.2} s"
+            )?;
         }
         if let Some(peak) = self.orchestrator_peak_rss {
             writeln!(f, "orchestrator peak  {:.1} MiB", peak as f64 / (1024.0 * 1024.0))?;

@@ -18,6 +18,7 @@ use pqescape_message::secret::SecretKey;
 use pqescape_message::types::{CampaignId, ConsumerId, KeyMode};
 use pqescape_message::wire::{MessageType, peek_frame};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::Orchestrator;
 use crate::campaign::{Campaign, CampaignState};
@@ -223,6 +224,16 @@ impl Orchestrator {
             .clone()
             .filter(|_| matches!(d.state, D::Sent | D::Acknowledged | D::Negotiating));
         let escape = escape.ok_or(EngineError::NoDelivery)?;
+        // The same ack again (the agent answered a resend that crossed its ack) has
+        // its response on the way; answering it anew would replace the pending
+        // context the agent is finishing against.
+        if d.state == D::Negotiating
+            && let Some(sealed) = &d.pending_sealed
+            && self.open_pending(&d, sealed)?.0 == Sha256::digest(bytes).as_slice()
+        {
+            metrics::counter!("pqescape_duplicate_acks_total").increment(1);
+            return Ok(());
+        }
         let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
         let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
         let psk = self.open_psk(consumer, &sealed.sealed)?;
@@ -240,8 +251,7 @@ impl Orchestrator {
         {
             return Err(EngineError::NoDelivery);
         }
-        let sealed_pending =
-            self.master.seal(Purpose::PendingContext, &pending_row(&d), &pending.to_bytes());
+        let sealed_pending = self.seal_pending(&d, bytes, &pending);
         let to = D::Negotiating;
         if !store
             .update_delivery(
@@ -262,6 +272,29 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Seals the pending context of delivery `d` for the store, after the SHA-256
+    /// of the ack it answers.
+    fn seal_pending(&self, d: &Delivery, ack: &[u8], pending: &PendingContext) -> Vec<u8> {
+        let mut plain = Sha256::digest(ack).to_vec();
+        plain.extend_from_slice(&pending.to_bytes());
+        self.master.seal(Purpose::PendingContext, &pending_row(d), &plain)
+    }
+
+    /// Opens what [`Self::seal_pending`] stored: the ack's digest and the context.
+    fn open_pending(
+        &self,
+        d: &Delivery,
+        sealed: &[u8],
+    ) -> Result<([u8; 32], PendingContext), EngineError> {
+        let plain = self
+            .master
+            .open(Purpose::PendingContext, &pending_row(d), sealed)
+            .map_err(|_| EngineError::Sealed)?;
+        let (digest, context) = plain.split_at_checked(32).ok_or(EngineError::Sealed)?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| EngineError::Sealed)?;
+        Ok((digest, PendingContext::from_bytes(context)?))
+    }
+
     async fn on_finished(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let finished = Finished::decode(bytes)?;
         let d = self
@@ -272,11 +305,7 @@ impl Orchestrator {
             .as_ref()
             .filter(|_| d.state == D::Negotiating)
             .ok_or(EngineError::NoDelivery)?;
-        let state = self
-            .master
-            .open(Purpose::PendingContext, &pending_row(&d), sealed)
-            .map_err(|_| EngineError::Sealed)?;
-        let context = PendingContext::from_bytes(&state)?.finish(bytes)?;
+        let context = self.open_pending(&d, sealed)?.1.finish(bytes)?;
         self.finish(consumer, &d, &context).await
     }
 
@@ -323,11 +352,7 @@ impl Orchestrator {
         let d = self.delivery_for(consumer, exchange.campaign.0, exchange.sequence).await?;
         let sealed =
             d.pending_sealed.as_ref().filter(|_| d.state == D::Negotiating).ok_or_else(unknown)?;
-        let state = self
-            .master
-            .open(Purpose::PendingContext, &pending_row(&d), sealed)
-            .map_err(|_| EngineError::Sealed)?;
-        let pending = PendingContext::from_bytes(&state)?;
+        let pending = self.open_pending(&d, sealed)?.1;
         let context = pending.context();
         if context.drill || context.next_key_id != report.key_id || context.exchange != *exchange {
             return Err(unknown());
