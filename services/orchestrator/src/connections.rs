@@ -26,6 +26,9 @@ struct Channel {
 pub struct Connections {
     channels: Mutex<HashMap<String, Channel>>,
     next_id: AtomicU64,
+    /// Consumers whose agents sent a heartbeat since the last flush: recorded in
+    /// the store in batches (engine.rs), not one write per heartbeat.
+    seen: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Connections {
@@ -43,6 +46,20 @@ impl Connections {
         }
         metrics::gauge!("pqescape_agents_connected").set(channels.len() as f64);
         id
+    }
+
+    /// Notes a heartbeat from `consumer`'s agent.
+    pub fn saw(&self, consumer: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !seen.contains(consumer) {
+            seen.insert(consumer.to_owned());
+        }
+    }
+
+    /// The consumers seen since the last call.
+    pub fn take_seen(&self) -> Vec<String> {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *seen).into_iter().collect()
     }
 
     /// Forgets channel `id` of `consumer`, unless a newer one has replaced it.

@@ -12,7 +12,9 @@ pub enum DeliveryState {
     Pending,
     /// The escape was sent.
     Sent,
-    /// The agent's acknowledgement arrived and verified.
+    /// The agent's acknowledgement arrived and verified. The engine stores an ack
+    /// together with its pending context, as `Negotiating`, in one write; this
+    /// state remains for rows and API clients that know it.
     Acknowledged,
     /// The handshake response was sent; the agent's finished message is awaited.
     Negotiating,

@@ -166,11 +166,7 @@ async fn serve_channel(
     tracing::info!(tls.group = security.key_exchange, peer = %security.peer, "agent connected");
     while let Ok(Some(frame)) = inbound.message().await {
         match frame.frame {
-            Some(pb::agent_frame::Frame::Heartbeat(_)) => {
-                if let Err(e) = o.store.touch_consumer(&consumer, now(), None).await {
-                    tracing::warn!(error = %e, "could not record the heartbeat");
-                }
-            }
+            Some(pb::agent_frame::Frame::Heartbeat(_)) => o.connections.saw(&consumer),
             Some(pb::agent_frame::Frame::Message(bytes)) => {
                 if let Err(e) = o.on_agent_message(&consumer, &bytes).await {
                     let kind = e.kind();

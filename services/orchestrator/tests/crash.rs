@@ -175,7 +175,7 @@ async fn an_agent_killed_mid_handshake_resumes_it_after_a_restart() {
     let victim = fleet.agents[0].id.clone();
     // The orchestrator drops the victim's acknowledgement, so the agent waits in
     // the middle of the handshake with the escape accepted and persisted.
-    refuse_transition(&fleet, &victim, "acknowledged").await;
+    refuse_transition(&fleet, &victim, "negotiating").await;
     for i in 0..fleet.agents.len() {
         fleet.run_agent(i);
     }

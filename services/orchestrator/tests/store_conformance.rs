@@ -411,6 +411,71 @@ async fn deliveries_are_listed_by_name_and_counted_over_time(store: Arc<dyn Stor
     assert_eq!(store.ended_deliveries_over_time("tl", 1_000).await.unwrap().len(), 2);
 }
 
+async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::delivery::DeliveryState as D;
+    use pqescape_orchestrator::store::Dispatch;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = register(store.as_ref(), n, &[]).await;
+        let psk = SealedPsk { key_id: 1, sealed: b"sealed".to_vec() };
+        assert!(store.complete_enrollment(&format!("tok{n}"), &psk, 500).await.unwrap());
+        ids.push(id);
+    }
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "b", "target_suite": "x25519-mlkem768", "deadline": 5_000
+    }))
+    .unwrap();
+    let c = Campaign {
+        id: "batch".into(),
+        spec: req.validate(1_000).unwrap(),
+        state: S::Draft,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: None,
+        finished_at: None,
+    };
+    store.insert_campaign(&c).await.unwrap();
+    let targets: Vec<(String, u32)> = ids.iter().map(|id| (id.clone(), 0)).collect();
+    assert_eq!(store.create_deliveries("batch", &targets, 1_100).await.unwrap(), 3);
+    for id in &ids {
+        assert_eq!(store.consumer(id).await.unwrap().unwrap().last_sequence, 1, "{id}");
+    }
+    assert!(store.dispatch_rows("batch", &ids).await.unwrap().is_empty(), "not running yet");
+    store.transition_campaign("batch", &[S::Draft], S::Running, 1_200, None).await.unwrap();
+
+    // Only the consumers asked about, each with its sealed PSK.
+    let asked = &ids[..2];
+    let rows = store.dispatch_rows("batch", asked).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|(d, psk)| d.state == D::Pending && psk.key_id == 1 && psk.sealed == b"sealed")
+    );
+
+    let first = |id: &String| Dispatch {
+        consumer_id: id.clone(),
+        from: D::Pending,
+        escape: Some(b"esc".to_vec()),
+    };
+    let sends = vec![first(&ids[0]), first(&ids[1])];
+    assert_eq!(store.mark_sent("batch", &sends, 1_300).await.unwrap(), vec![true, true]);
+    assert_eq!(store.mark_sent("batch", &sends, 1_301).await.unwrap(), vec![false, false], "CAS");
+    let again = Dispatch { consumer_id: ids[0].clone(), from: D::Sent, escape: None };
+    assert_eq!(store.mark_sent("batch", &[again], 1_400).await.unwrap(), vec![true]);
+    let d = store.delivery("batch", &ids[0]).await.unwrap().unwrap();
+    assert_eq!((d.state, d.attempts, d.updated_at), (D::Sent, 2, 1_400));
+    assert_eq!(d.escape.as_deref(), Some(&b"esc"[..]), "a resend keeps the escape");
+
+    store.touch_consumers(&ids[1..], 2_000).await.unwrap();
+    assert_eq!(store.consumer(&ids[0]).await.unwrap().unwrap().last_seen, None);
+    assert_eq!(store.consumer(&ids[2]).await.unwrap().unwrap().last_seen, Some(2_000));
+    store.touch_consumers(&[], 2_001).await.unwrap();
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -448,4 +513,5 @@ conformance!(
     campaigns_move_only_along_their_rules,
     deliveries_follow_their_state_machine,
     deliveries_are_listed_by_name_and_counted_over_time,
+    dispatch_and_heartbeats_work_in_batches,
 );

@@ -259,6 +259,9 @@ pub trait Store: Send + Sync + 'static {
     async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
     /// How many consumers a query selects (its page bounds ignored).
     async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64>;
+    /// Records that these consumers' agents were seen at `now`, in one statement per
+    /// [`DISPATCH_CHUNK`] of them.
+    async fn touch_consumers(&self, ids: &[String], now: Timestamp) -> StoreResult<()>;
     /// Records that the consumer's agent was seen now, with the version it reported.
     async fn touch_consumer(
         &self,

@@ -390,6 +390,18 @@ macro_rules! sql_store {
                 unsigned("consumers", row.try_get("n")?)
             }
 
+            async fn touch_consumers(&self, ids: &[String], now: Timestamp) -> StoreResult<()> {
+                for chunk in ids.chunks(crate::store::DISPATCH_CHUNK) {
+                    let sql = format!("UPDATE consumers SET last_seen = $1 WHERE id IN ({})", placeholders(2, chunk.len()));
+                    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
             async fn touch_consumer(&self, id: &str, now: Timestamp, agent_version: Option<&str>) -> StoreResult<()> {
                 sqlx::query("UPDATE consumers SET last_seen = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")
                     .bind(now)
