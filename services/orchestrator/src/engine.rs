@@ -6,6 +6,7 @@
 //! sweep also opens waves, pauses a campaign whose failures pass its threshold,
 //! expires deliveries past the deadline and completes finished campaigns.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use crate::Orchestrator;
 use crate::campaign::{Campaign, CampaignState};
 use crate::campaigns::wave_size;
 use crate::clock::now;
-use crate::delivery::{Delivery, DeliveryState as D, Migration};
+use crate::delivery::{Delivery, DeliveryState as D, Migration, RETRY_FIRST};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
@@ -32,6 +33,8 @@ use crate::store::{ConsumerQuery, DISPATCH_CHUNK, Dispatch, NewAuditEntry, Store
 
 /// Interval between sweeps.
 pub const SWEEP: Duration = Duration::from_millis(500);
+/// Most deliveries one dispatch query reads; a dispatch reads page after page.
+pub const DISPATCH_PAGE: u32 = 5_000;
 /// How often heartbeats are written to the store, all in one batch.
 pub const LAST_SEEN_FLUSH: Duration = Duration::from_secs(30);
 
@@ -422,7 +425,7 @@ impl Orchestrator {
         if running.is_empty() {
             return Ok(());
         }
-        let connected = self.connections.consumers();
+        let connected: HashSet<String> = self.connections.consumers().into_iter().collect();
         for id in running {
             self.steer(&id).await?;
             if let Some(c) = self.store.campaign(&id).await?
@@ -435,10 +438,11 @@ impl Orchestrator {
     }
 
     /// Sends campaign `c`'s escapes to the agents connected here: pending ones up
-    /// to the in-flight cap, and unanswered ones whose backoff has run out. Reads
-    /// and writes in batches ([`DISPATCH_CHUNK`] consumers a query, one transaction a
-    /// batch), and records every send before it goes.
-    async fn dispatch(&self, c: &Campaign, connected: &[String]) -> Result<(), EngineError> {
+    /// to the in-flight cap, and unanswered ones whose backoff has run out. One
+    /// query reads what may be owed (its cost follows the open deliveries, not the
+    /// fleet), one transaction per [`DISPATCH_CHUNK`] records the sends, and every
+    /// send is recorded before it goes.
+    async fn dispatch(&self, c: &Campaign, connected: &HashSet<String>) -> Result<(), EngineError> {
         let counts = self.store.delivery_counts(&c.id).await?;
         let in_flight: u64 = counts
             .iter()
@@ -453,45 +457,73 @@ impl Orchestrator {
             .as_deref()
             .map(pqescape_message::campaign::manifest_digest);
         let at = now();
-        for chunk in connected.chunks(DISPATCH_CHUNK) {
-            let mut sends = Vec::new();
-            let mut frames = Vec::new();
-            for (d, psk) in self.store.dispatch_rows(&c.id, chunk).await? {
-                match (d.state, &d.escape) {
-                    (D::Pending, _) if budget > 0 => {
-                        let escape = self.seal_for(c, &d, &psk, digest)?;
-                        budget -= 1;
-                        frames.push((d.consumer_id.clone(), escape.clone()));
-                        sends.push(Dispatch {
-                            consumer_id: d.consumer_id,
-                            from: D::Pending,
-                            escape: Some(escape),
-                        });
-                    }
-                    (D::Sent, Some(escape)) if d.retry_due(at) => {
-                        metrics::counter!("pqescape_escape_retries_total").increment(1);
-                        tracing::info!(consumer.id = %d.consumer_id, attempts = d.attempts + 1, "escape unanswered; sending it again");
-                        frames.push((d.consumer_id.clone(), escape.clone()));
-                        sends.push(Dispatch {
-                            consumer_id: d.consumer_id,
-                            from: D::Sent,
-                            escape: None,
-                        });
-                    }
-                    _ => {}
-                }
+        let mut after = String::new();
+        loop {
+            let page =
+                self.store.dispatch_rows(&c.id, at - RETRY_FIRST, &after, DISPATCH_PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after.clone_from(&last.consumer_id);
+            let full = page.len() == DISPATCH_PAGE as usize;
+            let owed: Vec<_> =
+                page.into_iter().filter(|(d, _)| connected.contains(&d.consumer_id)).collect();
+            for chunk in owed.chunks(DISPATCH_CHUNK) {
+                budget = self.send_chunk(c, chunk, budget, digest, at).await?;
             }
-            if sends.is_empty() {
-                continue;
-            }
-            let moved = self.store.mark_sent(&c.id, &sends, at).await?;
-            for ((consumer, escape), moved) in frames.into_iter().zip(moved) {
-                if moved && self.connections.send(&consumer, frame(escape)) {
-                    metrics::counter!("pqescape_escapes_sent_total").increment(1);
-                }
+            if !full {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Records and sends one chunk of a dispatch: pending deliveries while `budget`
+    /// lasts, unanswered ones whose backoff has run out. Returns what is left of
+    /// the budget.
+    async fn send_chunk(
+        &self,
+        c: &Campaign,
+        chunk: &[(Delivery, crate::store::SealedPsk)],
+        mut budget: u64,
+        digest: Option<[u8; 32]>,
+        at: i64,
+    ) -> Result<u64, EngineError> {
+        let mut sends = Vec::new();
+        let mut frames = Vec::new();
+        for (d, psk) in chunk {
+            match (d.state, &d.escape) {
+                (D::Pending, _) if budget > 0 => {
+                    let escape = self.seal_for(c, d, psk, digest)?;
+                    budget -= 1;
+                    frames.push((d.consumer_id.clone(), escape.clone()));
+                    sends.push(Dispatch {
+                        consumer_id: d.consumer_id.clone(),
+                        from: D::Pending,
+                        escape: Some(escape),
+                    });
+                }
+                (D::Sent, Some(escape)) if d.retry_due(at) => {
+                    metrics::counter!("pqescape_escape_retries_total").increment(1);
+                    tracing::info!(consumer.id = %d.consumer_id, attempts = d.attempts + 1, "escape unanswered; sending it again");
+                    frames.push((d.consumer_id.clone(), escape.clone()));
+                    sends.push(Dispatch {
+                        consumer_id: d.consumer_id.clone(),
+                        from: D::Sent,
+                        escape: None,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if sends.is_empty() {
+            return Ok(budget);
+        }
+        let moved = self.store.mark_sent(&c.id, &sends, at).await?;
+        for ((consumer, escape), moved) in frames.into_iter().zip(moved) {
+            if moved && self.connections.send(&consumer, frame(escape)) {
+                metrics::counter!("pqescape_escapes_sent_total").increment(1);
+            }
+        }
+        Ok(budget)
     }
 
     /// Seals the escape of delivery `d` of campaign `c` under the consumer's PSK.

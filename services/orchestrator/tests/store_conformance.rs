@@ -444,17 +444,22 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
     for id in &ids {
         assert_eq!(store.consumer(id).await.unwrap().unwrap().last_sequence, 1, "{id}");
     }
-    assert!(store.dispatch_rows("batch", &ids).await.unwrap().is_empty(), "not running yet");
+    assert!(store.dispatch_rows("batch", 2_000, "", 100).await.unwrap().is_empty(), "not running");
     store.transition_campaign("batch", &[S::Draft], S::Running, 1_200, None).await.unwrap();
 
-    // Only the consumers asked about, each with its sealed PSK.
-    let asked = &ids[..2];
-    let rows = store.dispatch_rows("batch", asked).await.unwrap();
-    assert_eq!(rows.len(), 2);
+    // In consumer id order, a page at a time, each with its sealed PSK.
+    let mut sorted = ids.clone();
+    sorted.sort();
+    let rows = store.dispatch_rows("batch", 2_000, "", 2).await.unwrap();
+    let page: Vec<_> = rows.iter().map(|(d, _)| d.consumer_id.clone()).collect();
+    assert_eq!(page, sorted[..2]);
     assert!(
         rows.iter()
             .all(|(d, psk)| d.state == D::Pending && psk.key_id == 1 && psk.sealed == b"sealed")
     );
+    let rest = store.dispatch_rows("batch", 2_000, &sorted[1], 2).await.unwrap();
+    let rest: Vec<_> = rest.into_iter().map(|(d, _)| d.consumer_id).collect();
+    assert_eq!(rest, sorted[2..]);
 
     let first = |id: &String| Dispatch {
         consumer_id: id.clone(),
@@ -468,6 +473,14 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
     assert_eq!(store.mark_sent("batch", &[again], 1_400).await.unwrap(), vec![true]);
     let d = store.delivery("batch", &ids[0]).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts, d.updated_at), (D::Sent, 2, 1_400));
+    // Pending ones always; sent ones only once their send is old enough.
+    let owed = |rows: Vec<(pqescape_orchestrator::delivery::Delivery, SealedPsk)>| {
+        rows.into_iter().map(|(d, _)| (d.consumer_id, d.state)).collect::<Vec<_>>()
+    };
+    let fresh = owed(store.dispatch_rows("batch", 1_299, "", 100).await.unwrap());
+    assert_eq!(fresh, vec![(ids[2].clone(), D::Pending)]);
+    let due = owed(store.dispatch_rows("batch", 1_400, "", 100).await.unwrap());
+    assert_eq!(due.len(), 3, "{due:?}");
     assert_eq!(d.escape.as_deref(), Some(&b"esc"[..]), "a resend keeps the escape");
 
     store.touch_consumers(&ids[1..], 2_000).await.unwrap();

@@ -346,13 +346,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// The open delivery of a running campaign whose wave is open, for a consumer.
     async fn open_delivery_for(&self, consumer_id: &str) -> StoreResult<Option<Delivery>>;
-    /// The deliveries of `campaign_id`, in open waves, that are pending or sent, for
-    /// the given consumers (at most [`DISPATCH_CHUNK`] of them), with each
-    /// consumer's current sealed PSK: what one dispatch needs, in one query.
+    /// One page of what a dispatch of `campaign_id` may have to send: deliveries in
+    /// open waves that are pending, or were sent at or before `sent_before` and are
+    /// still unanswered, for consumers whose id sorts after `after`, in consumer id
+    /// order, at most `limit` rows; each with its consumer's current sealed PSK.
+    /// Its cost follows the open deliveries, not the fleet.
     async fn dispatch_rows(
         &self,
         campaign_id: &str,
-        consumers: &[String],
+        sent_before: Timestamp,
+        after: &str,
+        limit: u32,
     ) -> StoreResult<Vec<(Delivery, SealedPsk)>>;
     /// Marks deliveries sent (from pending with their escape, or again from sent),
     /// all in one transaction. Returns, in order, whether each one moved.

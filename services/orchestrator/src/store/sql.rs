@@ -731,22 +731,19 @@ macro_rules! sql_store {
                 row.as_ref().map(delivery_from_row).transpose()
             }
 
-            async fn dispatch_rows(&self, campaign_id: &str, consumers: &[String]) -> StoreResult<Vec<(Delivery, SealedPsk)>> {
-                if consumers.is_empty() {
-                    return Ok(Vec::new());
-                }
+            async fn dispatch_rows(&self, campaign_id: &str, sent_before: Timestamp, after: &str, limit: u32) -> StoreResult<Vec<(Delivery, SealedPsk)>> {
                 let sql = format!(
                     "SELECT {DELIVERY_COLUMNS}, c.key_id AS psk_key_id, c.psk_sealed FROM deliveries d \
                      JOIN campaigns k ON k.id = d.campaign_id JOIN consumers c ON c.id = d.consumer_id \
                      WHERE d.campaign_id = $1 AND k.state = 'running' AND d.wave <= k.current_wave \
-                     AND d.state IN ('pending', 'sent') AND c.psk_sealed IS NOT NULL \
-                     AND d.consumer_id IN ({}) ORDER BY d.sequence",
-                    placeholders(2, consumers.len())
+                     AND (d.state = 'pending' OR (d.state = 'sent' AND d.updated_at <= $2)) \
+                     AND d.consumer_id > $3 AND c.psk_sealed IS NOT NULL ORDER BY d.consumer_id LIMIT $4"
                 );
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id);
-                for consumer in consumers {
-                    q = q.bind(consumer);
-                }
+                let q = sqlx::query(AssertSqlSafe(sql))
+                    .bind(campaign_id)
+                    .bind(sent_before)
+                    .bind(after)
+                    .bind(i64::from(limit));
                 let mut out = Vec::new();
                 for row in q.fetch_all(&self.pool).await? {
                     let psk = SealedPsk {
