@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -154,6 +155,8 @@ async fn run_one(
         .kill_on_drop(true)
         .process_group(0);
     let mut child = command.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    // The hook leads its own process group (above): its id names the group.
+    let group = child.id().and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw);
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its standard input closes it early: not an error.
         let _ = stdin.write_all(format!("{}\n", pending.ppk.as_str()).as_bytes()).await;
@@ -162,8 +165,14 @@ async fn run_one(
     let output = match waited {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => return Err(format!("wait: {e}")),
-        // The child is killed on drop; its process group may hold helpers.
-        Err(_) => return Err(format!("timed out after {:?}", settings.timeout)),
+        // The whole group goes, so helpers the hook started do not outlive it; the
+        // hook itself is also killed when the child handle drops.
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = kill_process_group(group, Signal::KILL);
+            }
+            return Err(format!("timed out after {:?}", settings.timeout));
+        }
     };
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -275,6 +284,28 @@ mod tests {
             Outcome::Failed { hook: "10-hang".into(), why: "timed out after 300ms".into() }
         );
         assert!(started.elapsed() < Duration::from_secs(10));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_hook_takes_the_helpers_it_started_with_it() {
+        let d = dir("helpers");
+        let pid_file = d.join("helper.pid");
+        hook(&d, "10-spawns", &format!("sleep 30 & echo $! > {}; wait", pid_file.display()), 0o755);
+        let outcome = run(&settings(&d, Duration::from_millis(500)), "c-1", &pending()).await;
+        assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+        // Gone, or a zombie waiting for init to reap it: either way no longer running.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while running() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!running(), "the hook's helper {pid} outlived its timeout");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
