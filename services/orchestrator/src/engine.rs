@@ -77,6 +77,17 @@ fn uuid_bytes(id: &str) -> [u8; 16] {
     uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).unwrap_or([0; 16])
 }
 
+/// What an agent that attaches is owed (see [`Orchestrator::owed_on_attach`]).
+#[derive(Debug)]
+pub enum Owed {
+    /// No open delivery for it.
+    Nothing,
+    /// An escape sent before, to send again on the new channel.
+    Resend(pb::GatewayFrame),
+    /// A pending delivery: the next sweep sends it once the channel is registered.
+    Pending,
+}
+
 fn frame(bytes: Vec<u8>) -> pb::GatewayFrame {
     pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Message(bytes)) }
 }
@@ -114,80 +125,20 @@ impl Orchestrator {
         self.store.create_deliveries(&c.id, &targets, now()).await
     }
 
-    /// Sends `consumer`'s open delivery on its channel (see [`Self::escape_to_send`]).
-    pub async fn deliver(&self, consumer: &str, resend: bool) -> Result<(), EngineError> {
-        if let Some(escape) = self.escape_to_send(consumer, resend).await?
-            && self.connections.send(consumer, escape)
-        {
-            metrics::counter!("pqescape_escapes_sent_total").increment(1);
-        }
-        Ok(())
-    }
-
-    /// The escape `consumer` should get now, if any: a pending delivery is sealed;
-    /// with `resend`, one already sent is sent again (the agent has just attached);
-    /// one sent and unanswered for longer than its backoff is sent again too.
-    pub async fn escape_to_send(
-        &self,
-        consumer: &str,
-        resend: bool,
-    ) -> Result<Option<pb::GatewayFrame>, EngineError> {
-        let Some(d) = self.store.open_delivery_for(consumer).await? else { return Ok(None) };
-        let at = now();
-        let escape = match (d.state, &d.escape) {
-            (D::Pending, _) => self.seal_delivery(&d).await?,
-            (_, Some(escape)) if resend => escape.clone(),
-            (D::Sent, Some(escape)) if d.retry_due(at) => {
-                // Recorded before sending: a crash now costs at most one early resend.
-                let states = [D::Sent];
-                let bumped = self.store.update_delivery(
-                    &d.campaign_id,
-                    consumer,
-                    &states,
-                    D::Sent,
-                    None,
-                    None,
-                    None,
-                    at,
-                );
-                if !bumped.await? {
-                    return Ok(None);
-                }
-                metrics::counter!("pqescape_escape_retries_total").increment(1);
-                tracing::info!(
-                    consumer.id = consumer,
-                    attempts = d.attempts + 1,
-                    "escape unanswered; sending it again"
-                );
-                escape.clone()
-            }
-            _ => return Ok(None),
+    /// What `consumer`, attaching now, is owed: the escape of an open delivery
+    /// already sent, again (the agent resumes it), or word that a pending one
+    /// waits. A pending escape is never sealed here: it goes out through
+    /// [`Self::sweep`], which keeps the campaign's in-flight cap, so a fleet
+    /// reconnecting after a restart cannot overrun it.
+    pub async fn owed_on_attach(&self, consumer: &str) -> Result<Owed, EngineError> {
+        let Some(d) = self.store.open_delivery_for(consumer).await? else {
+            return Ok(Owed::Nothing);
         };
-        Ok(Some(frame(escape)))
-    }
-
-    async fn seal_delivery(&self, d: &Delivery) -> Result<Vec<u8>, EngineError> {
-        let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
-        let sealed =
-            self.store.consumer_psk(&d.consumer_id).await?.ok_or(EngineError::NoDelivery)?;
-        let manifest = self.store.campaign_manifest(&c.id).await?;
-        let digest = manifest.as_deref().map(pqescape_message::campaign::manifest_digest);
-        let escape = self.seal_for(&c, d, &sealed, digest)?;
-        let at = now();
-        let moved = self.store.update_delivery(
-            &d.campaign_id,
-            &d.consumer_id,
-            &[D::Pending],
-            D::Sent,
-            None,
-            Some(&escape),
-            None,
-            at,
-        );
-        if !moved.await? {
-            return Err(EngineError::NoDelivery);
-        }
-        Ok(escape)
+        Ok(match (d.state, d.escape) {
+            (D::Pending, _) => Owed::Pending,
+            (_, Some(escape)) => Owed::Resend(frame(escape)),
+            (_, None) => Owed::Nothing,
+        })
     }
 
     fn open_psk(&self, consumer: &str, sealed: &[u8]) -> Result<SecretKey, EngineError> {

@@ -25,6 +25,7 @@ use crate::Orchestrator;
 use crate::clock::now;
 use crate::connections::OUTBOUND_QUEUE;
 use crate::domain::ConsumerState;
+use crate::engine::Owed;
 use crate::enroll::EnrollError;
 use crate::secrets::Purpose;
 use crate::tls::ChannelSecurity;
@@ -153,16 +154,20 @@ async fn serve_channel(
     // What the agent may have missed goes out on this channel before the channel is
     // registered: once registered, a sweep may send the same escape, and an escape
     // that arrives twice restarts the agent's handshake under the first response.
-    match o.escape_to_send(&consumer, true).await {
-        Ok(Some(escape)) => {
-            if tx.send(Ok(escape)).await.is_ok() {
-                metrics::counter!("pqescape_escapes_sent_total").increment(1);
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not deliver on attach"),
+    let owed = o.owed_on_attach(&consumer).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not look up what is owed on attach");
+        Owed::Nothing
+    });
+    let pending = matches!(owed, Owed::Pending);
+    if let Owed::Resend(escape) = owed
+        && tx.send(Ok(escape)).await.is_ok()
+    {
+        metrics::counter!("pqescape_escapes_sent_total").increment(1);
     }
     let channel = o.connections.insert(&consumer, tx);
+    if pending {
+        o.wake.notify_one();
+    }
     tracing::info!(tls.group = security.key_exchange, peer = %security.peer, "agent connected");
     while let Ok(Some(frame)) = inbound.message().await {
         match frame.frame {
