@@ -28,6 +28,16 @@ pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A channel that lived this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(60);
 
+/// How one channel ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The orchestrator closed it.
+    Closed,
+    /// This agent migrated on a classical channel and closed it, to come back at
+    /// once on an X25519MLKEM768 one bound to the new PSK.
+    Upgrade,
+}
+
 /// Why one channel ended.
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -104,7 +114,12 @@ pub async fn run_with(
         tokio::select! {
             () = &mut shutdown => return,
             result = session(settings, &store, refusals) => match result {
-                Ok(()) => tracing::info!("channel closed by the orchestrator"),
+                Ok(Ended::Upgrade) => {
+                    tracing::info!("migrated: moving the channel to X25519MLKEM768");
+                    refusals = 0;
+                    continue;
+                }
+                Ok(Ended::Closed) => tracing::info!("channel closed by the orchestrator"),
                 Err(ChannelError::Refused(why)) => {
                     refusals += 1;
                     tracing::warn!(error = %why, "channel ended: refused by the orchestrator");
@@ -129,7 +144,7 @@ async fn session(
     settings: &ChannelSettings,
     store: &Arc<dyn StateStore>,
     refusals: usize,
-) -> Result<(), ChannelError> {
+) -> Result<Ended, ChannelError> {
     let state = store
         .load()
         .map_err(|e| ChannelError::State(e.to_string()))?
@@ -169,7 +184,7 @@ async fn session(
     loop {
         tokio::select! {
             frame = inbound.message() => match frame.map_err(status)?.and_then(|f| f.frame) {
-                None => return Ok(()),
+                None => return Ok(Ended::Closed),
                 Some(pb::gateway_frame::Frame::Message(bytes)) => {
                     if let Some(pause) = settings.pace {
                         tokio::time::sleep(pause).await;
@@ -178,6 +193,9 @@ async fn session(
                         tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
                     }
                     report_hooks(&handler, hooks, &tx).await?;
+                    if handler.migrated() && !tls.post_quantum {
+                        break;
+                    }
                 }
                 Some(pb::gateway_frame::Frame::Challenge(_)) => {
                     return Err(ChannelError::Protocol("a second challenge".into()));
@@ -189,6 +207,13 @@ async fn session(
             }
         }
     }
+    // Migrated on a classical channel: end it gracefully. Closing our side lets the
+    // gateway read everything sent before (finished message, report) and then end
+    // the stream; dropping it outright could reset the stream under unread frames.
+    drop(tx);
+    let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+    let _ = tokio::time::timeout(settings.timeout, drained).await;
+    Ok(Ended::Upgrade)
 }
 
 /// Runs the hooks a migration left pending and sends their outcome.

@@ -40,6 +40,9 @@ pub struct EscapeHandler {
     /// The escape being answered and the ack sent for it: the same escape again
     /// (a resend that crossed the ack) gets the same ack, not a new handshake.
     answered: Option<(Vec<u8>, Vec<u8>)>,
+    /// A migration was committed on this channel: the channel it runs on was
+    /// opened under the old suite.
+    migrated: bool,
 }
 
 fn now() -> u64 {
@@ -79,7 +82,12 @@ fn policy(state: &AgentState) -> Result<AgentPolicy, EscapeError> {
 impl EscapeHandler {
     /// A handler over the state in `store`.
     pub fn new(store: std::sync::Arc<dyn StateStore>) -> Self {
-        Self { store, handshake: None, answered: None }
+        Self { store, handshake: None, answered: None, migrated: false }
+    }
+
+    /// Whether a migration was committed since this handler was made.
+    pub fn migrated(&self) -> bool {
+        self.migrated
     }
 
     fn load(&self) -> Result<AgentState, EscapeError> {
@@ -200,6 +208,7 @@ impl EscapeHandler {
         self.store.save(&state)?;
         tracing::info!(suite = %state.suite, drill = context.drill, "escape complete");
         if status == Status::Migrated {
+            self.migrated = true;
             return Ok(vec![finished]);
         }
         let report = seal_status(exchange, key_id, &psk, status, 0, now(), "")

@@ -106,20 +106,30 @@ async fn once_migrated_the_channel_is_post_quantum_and_a_classical_one_is_refuse
         count(&f, &campaign, DeliveryState::Migrated).await == 1
     })
     .await;
-    agent.stop();
     let log = state.with_extension("log");
-    let opened = |text: &str, pq: bool| {
-        text.lines()
+    let opened = |pq: bool| {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
             .filter(|l| l.contains("channel open"))
             .any(|l| l.contains(&format!("\"tls.post_quantum\":{pq}")))
     };
-    assert!(opened(&std::fs::read_to_string(&log).unwrap(), false), "classical before");
+    assert!(opened(false), "classical before");
+    // Without a restart, the running agent moves its channel to X25519MLKEM768.
+    eventually("the channel moved to X25519MLKEM768", async || opened(true)).await;
+    eventually("the agent is connected again", async || {
+        f.orchestrator.connections().is_connected(id)
+    })
+    .await;
+    let c = f.orchestrator.store().consumer(id).await.unwrap().unwrap();
+    assert_eq!((c.suite.as_str(), c.key_id), ("x25519-mlkem768", 2));
+    agent.stop();
 
-    // Back again: the agent now offers X25519MLKEM768 alone.
+    // Restarted (its log starts afresh), it offers X25519MLKEM768 alone from the
+    // first connection.
     let agent = f.spawn_agent(state);
-    eventually("the agent reconnected", async || f.orchestrator.connections().is_connected(id))
-        .await;
-    assert!(opened(&std::fs::read_to_string(&log).unwrap(), true), "post-quantum after");
+    eventually("the agent reconnected", async || opened(true)).await;
+    assert!(!opened(false), "no classical channel after a restart");
     agent.stop();
 
     // An agent with the migrated PSK that offers only classical groups (its state
