@@ -1,9 +1,10 @@
-//! Crash safety end to end (issue 4): the orchestrator binary on PostgreSQL and
-//! real agent processes on loopback, driven only through the REST API and the
-//! agent's command line; then SIGKILL on either side in the middle of a campaign.
-//! Every consumer must end migrated exactly once: key id 2 on both sides, the
-//! same PSK on both sides, one sequence number used, no delivery failed, and an
-//! audit chain that still verifies.
+//! Campaigns and crash safety end to end: the orchestrator binary on PostgreSQL
+//! and real agent processes on loopback, driven only through the REST API and
+//! the agent's command line. A campaign, a drill, an agent offline at fire time;
+//! then SIGKILL on either side in the middle of a campaign. Every consumer must
+//! end migrated exactly once: key id 2 on both sides, the same PSK on both
+//! sides, one sequence number used, no delivery failed, and an audit chain that
+//! still verifies.
 //!
 //! Where the agent binary comes from: Cargo builds, for a package's integration
 //! tests, only that package's own binaries, never a dependency's. These tests
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use fleet::{Fleet, MASTER, until};
 use pqescape_orchestrator::secrets::{MasterKey, Purpose};
+use serde_json::json;
 use sqlx::Row;
 
 /// Time allowed for a campaign, restarts and agent reconnections included.
@@ -128,6 +130,52 @@ async fn a_campaign_fired_through_rest_migrates_every_consumer() {
     assert_each_migrated_once(&fleet, &campaign).await;
     let fleet_summary = fleet.api("GET", "/fleet/summary", None);
     assert!(fleet_summary.to_string().contains("x25519-mlkem768"), "{fleet_summary}");
+    fleet.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_fired_through_rest_goes_through_every_step_and_migrates_nobody() {
+    let mut fleet = Fleet::enrolled(3).await;
+    for i in 0..fleet.agents.len() {
+        fleet.run_agent(i);
+    }
+    let campaign = fleet.fire_plan(&[34, 100], true);
+    wait_completed(&fleet, &campaign).await;
+    let progress = fleet.progress(&campaign);
+    assert_eq!(progress["deliveries"]["drill_passed"], 3, "{progress}");
+    assert!(progress["deliveries"]["migrated"].as_u64().unwrap_or(0) == 0, "{progress}");
+    for agent in &fleet.agents {
+        let consumer = fleet.api("GET", &format!("/consumers/{}", agent.id), None);
+        assert_eq!((&consumer["suite"], &consumer["key_id"]), (&json!("classical"), &json!(1)));
+        assert_eq!(consumer["last_sequence"], 1, "the drill used a sequence number");
+        let state = agent.state_json();
+        assert_eq!(
+            (&state["suite"], &state["psks"][0]["key_id"]),
+            (&json!("classical"), &json!(1))
+        );
+        assert_eq!(state["last_sequence"], 1, "agent {}", agent.id);
+        let psk = orchestrator_psk(&fleet, &agent.id).await;
+        assert_eq!(state["psks"][0]["psk"], psk.as_str(), "the PSK is unchanged on both sides");
+    }
+    fleet.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_offline_when_the_campaign_fires_migrates_when_it_comes_back() {
+    let mut fleet = Fleet::enrolled(3).await;
+    fleet.run_agent(0);
+    fleet.run_agent(1);
+    let campaign = fleet.fire(&[100]);
+    until("the two online agents migrated", LIMIT, async || {
+        fleet.progress(&campaign)["deliveries"]["migrated"] == 2
+    })
+    .await;
+    let progress = fleet.progress(&campaign);
+    assert_eq!(progress["state"], "running", "waits for the offline one: {progress}");
+    assert_eq!(progress["deliveries"]["pending"], 1, "{progress}");
+    fleet.run_agent(2);
+    wait_completed(&fleet, &campaign).await;
+    assert_each_migrated_once(&fleet, &campaign).await;
     fleet.shut_down().await;
 }
 

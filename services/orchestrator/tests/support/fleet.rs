@@ -297,13 +297,19 @@ impl Fleet {
     /// Creates, arms and fires an escape to x25519-mlkem768 over every agent, all
     /// through REST; returns the campaign id.
     pub fn fire(&self, waves: &[u8]) -> String {
+        self.fire_plan(waves, false)
+    }
+
+    /// [`Self::fire`], as a drill when `drill` is set.
+    pub fn fire_plan(&self, waves: &[u8], drill: bool) -> String {
         let deadline = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap();
         let plan = json!({
-            "name": "crash test escape",
+            "name": if drill { "end-to-end drill" } else { "end-to-end escape" },
             "selector": "env=crash",
             "target_suite": "x25519-mlkem768",
             "waves": waves,
             "deadline": deadline.as_secs() + 600,
+            "drill": drill,
         });
         let id = self.api("POST", "/campaigns", Some(plan))["id"].as_str().unwrap().to_owned();
         let preview = self.api("GET", &format!("/campaigns/{id}/preview"), None);
