@@ -172,9 +172,31 @@ impl Orchestrator {
         Ok(d)
     }
 
+    /// Whether campaign `id` signs its handshake responses (read once per campaign).
+    async fn signs_handshakes(&self, id: &str) -> Result<bool, EngineError> {
+        let cached = |o: &Self| {
+            let map = o.signs_handshakes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(id).copied()
+        };
+        if let Some(signs) = cached(self) {
+            return Ok(signs);
+        }
+        let c = self.store.campaign(id).await?.ok_or(EngineError::NoDelivery)?;
+        let mut map =
+            self.signs_handshakes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(c.id, c.spec.sign_handshakes);
+        Ok(c.spec.sign_handshakes)
+    }
+
     async fn on_ack(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let ack = Ack::decode(bytes)?;
-        let d = self.delivery_for(consumer, ack.exchange.campaign.0, ack.exchange.sequence).await?;
+        let campaign_id = uuid::Uuid::from_bytes(ack.exchange.campaign.0).to_string();
+        let (d, sealed) = self
+            .store
+            .delivery_with_psk(&campaign_id, consumer)
+            .await?
+            .filter(|(d, _)| d.sequence == ack.exchange.sequence)
+            .ok_or(EngineError::NoDelivery)?;
         let escape = d
             .escape
             .clone()
@@ -190,10 +212,9 @@ impl Orchestrator {
             metrics::counter!("pqescape_duplicate_acks_total").increment(1);
             return Ok(());
         }
-        let c = self.store.campaign(&d.campaign_id).await?.ok_or(EngineError::NoDelivery)?;
-        let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
+        let sealed = sealed.ok_or(EngineError::NoDelivery)?;
         let psk = self.open_psk(consumer, &sealed.sealed)?;
-        let signer = c.spec.sign_handshakes.then_some(&self.signer);
+        let signer = self.signs_handshakes(&d.campaign_id).await?.then_some(&self.signer);
         let (pending, response) =
             respond(&escape, bytes, &psk, signer, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
 
@@ -580,6 +601,14 @@ fn pending_row(d: &Delivery) -> String {
     format!("{}/{}", d.campaign_id, d.consumer_id)
 }
 
+/// Records in one batch the agents seen (heartbeats, connections) since the last flush.
+async fn flush_seen(o: &Orchestrator) {
+    let seen = o.connections.take_seen();
+    if let Err(e) = o.store.touch_consumers(&seen, now()).await {
+        tracing::warn!(error = %e, agents = seen.len(), "could not record heartbeats");
+    }
+}
+
 /// Runs sweeps until `stop` turns true.
 pub async fn run(o: Arc<Orchestrator>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SWEEP);
@@ -589,14 +618,12 @@ pub async fn run(o: Arc<Orchestrator>, mut stop: tokio::sync::watch::Receiver<bo
             () = o.wake.notified() => {}
             _ = tick.tick() => {}
             _ = flush.tick() => {
-                let seen = o.connections.take_seen();
-                if let Err(e) = o.store.touch_consumers(&seen, now()).await {
-                    tracing::warn!(error = %e, agents = seen.len(), "could not record heartbeats");
-                }
+                flush_seen(&o).await;
                 continue;
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
+                    flush_seen(&o).await;
                     return;
                 }
                 continue;

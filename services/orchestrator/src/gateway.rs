@@ -184,7 +184,7 @@ async fn serve_channel(
         }
     }
     o.connections.remove(&consumer, channel);
-    let _ = o.store.touch_consumer(&consumer, now(), None).await;
+    o.connections.saw(&consumer);
     tracing::info!("agent disconnected");
 }
 
@@ -211,21 +211,16 @@ async fn authenticate(
     };
     let hello = ChannelHello::decode(&bytes).map_err(|e| refuse(e.kind()))?;
     let id = pqescape_message::types::ConsumerId(hello.consumer.0).to_string();
-    let consumer = o
+    let (consumer, sealed) = o
         .store
-        .consumer(&id)
+        .consumer_with_psk(&id)
         .await
         .map_err(|_| refuse("store"))?
         .ok_or_else(|| refuse("unknown_consumer"))?;
     if consumer.state != ConsumerState::Enrolled {
         return Err(refuse("not_enrolled"));
     }
-    let sealed = o
-        .store
-        .consumer_psk(&id)
-        .await
-        .map_err(|_| refuse("store"))?
-        .ok_or_else(|| refuse("no_psk"))?;
+    let sealed = sealed.ok_or_else(|| refuse("no_psk"))?;
     if sealed.key_id != hello.key_id {
         return Err(refuse("unknown_key_id"));
     }
@@ -237,7 +232,14 @@ async fn authenticate(
     if consumer.suite != Suite::Classical.name() && !security.post_quantum {
         return Err(refuse("classical_channel"));
     }
+    // A new agent version is written at once; otherwise the connection counts as a
+    // heartbeat, recorded with the next batch (a fleet reconnecting after a restart
+    // or a channel upgrade would otherwise cost a write per agent).
     let version: String = hello.agent_version.chars().filter(|c| !c.is_control()).collect();
-    o.store.touch_consumer(&id, now(), Some(&version)).await.map_err(|_| refuse("store"))?;
+    if consumer.agent_version.as_deref() == Some(version.as_str()) {
+        o.connections.saw(&id);
+    } else {
+        o.store.touch_consumer(&id, now(), Some(&version)).await.map_err(|_| refuse("store"))?;
+    }
     Ok(id)
 }

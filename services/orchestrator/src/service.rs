@@ -51,6 +51,9 @@ pub struct Orchestrator {
     pub(crate) connections: crate::connections::Connections,
     /// Wakes the campaign engine before its next tick (a campaign just started).
     pub(crate) wake: tokio::sync::Notify,
+    /// Whether each campaign signs its handshake responses, read once: a campaign's
+    /// spec never changes after creation, and every acknowledgement asks.
+    pub(crate) signs_handshakes: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Orchestrator {
@@ -68,7 +71,8 @@ impl Orchestrator {
         }
         let signer = load_signing_key(store.as_ref(), &master).await?;
         let (connections, wake) = (Default::default(), tokio::sync::Notify::new());
-        Ok(Self { store, master, signer, limits, connections, wake })
+        let signs_handshakes = Default::default();
+        Ok(Self { store, master, signer, limits, connections, wake, signs_handshakes })
     }
 
     /// The store in use.

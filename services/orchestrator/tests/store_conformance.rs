@@ -314,11 +314,20 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
         (Some(&b"esc"[..]), Some(&b"pend"[..]))
     );
 
+    let (joined, psk) = store.delivery_with_psk("camp", &a).await.unwrap().unwrap();
+    assert_eq!((joined.state, joined.sequence), (d.state, d.sequence));
+    assert_eq!(psk, store.consumer_psk(&a).await.unwrap(), "the delivery comes with its PSK");
+    let (consumer, psk) = store.consumer_with_psk(&a).await.unwrap().unwrap();
+    assert_eq!(consumer.id, a);
+    assert_eq!(psk, store.consumer_psk(&a).await.unwrap(), "the consumer comes with its PSK");
+    assert!(store.delivery_with_psk("camp", "no-such-consumer").await.unwrap().is_none());
+
     let m = Migration { key_id: 2, psk_sealed: vec![4; 60], suite: "x25519-mlkem768".into() };
     assert!(store.finish_delivery("camp", &a, D::Migrated, Some(&m), 1_400).await.unwrap());
+    let late = Migration { key_id: 3, psk_sealed: vec![5; 60], suite: "x25519-mlkem1024".into() };
     assert!(
-        !store.finish_delivery("camp", &a, D::Migrated, Some(&m), 1_401).await.unwrap(),
-        "once"
+        !store.finish_delivery("camp", &a, D::Migrated, Some(&late), 1_401).await.unwrap(),
+        "once, and a second migration changes nothing"
     );
     let consumer = store.consumer(&a).await.unwrap().unwrap();
     assert_eq!((consumer.key_id, consumer.suite.as_str()), (2, "x25519-mlkem768"));

@@ -109,7 +109,7 @@ pub struct EnrollmentTokenRow {
 }
 
 /// The sealed PSK of a consumer and its key id.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedPsk {
     /// Key id.
     pub key_id: u32,
@@ -257,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_consumer(&self, id: &str, now: Timestamp) -> StoreResult<Option<Consumer>>;
     /// The consumer's sealed PSK, once enrolled.
     async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
+    /// One consumer with its sealed PSK, in one read: what a channel hello is
+    /// checked against.
+    async fn consumer_with_psk(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Consumer, Option<SealedPsk>)>>;
     /// How many consumers a query selects (its page bounds ignored).
     async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64>;
     /// Records that these consumers' agents were seen at `now`, in one statement per
@@ -369,6 +375,13 @@ pub trait Store: Send + Sync + 'static {
     /// One delivery.
     async fn delivery(&self, campaign_id: &str, consumer_id: &str)
     -> StoreResult<Option<Delivery>>;
+    /// One delivery with its consumer's sealed PSK, in one read: what an
+    /// acknowledgement is answered with.
+    async fn delivery_with_psk(
+        &self,
+        campaign_id: &str,
+        consumer_id: &str,
+    ) -> StoreResult<Option<(Delivery, Option<SealedPsk>)>>;
     /// Moves a delivery from one of `from` to `to`, storing what is given. False if it
     /// was not in `from` (a duplicate or late message).
     #[allow(clippy::too_many_arguments)]
