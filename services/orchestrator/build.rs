@@ -1,7 +1,11 @@
 //! Generates the gRPC admin API from proto/admin.proto with a vendored protoc,
-//! so that no protoc needs to be installed.
+//! so that no protoc needs to be installed, and rebuilds the crate when a
+//! migration is added.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // sqlx::migrate! embeds the migrations at compile time; a new one must rebuild
+    // the crate.
+    println!("cargo:rerun-if-changed=../../migrations");
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure().build_client(true).build_server(true).compile_with_config(

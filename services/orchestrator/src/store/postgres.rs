@@ -3,8 +3,12 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::StoreResult;
+
+/// A pooled connection idle this long is pinged before use.
+const PING_WHEN_IDLE: Duration = Duration::from_secs(10);
 
 /// PostgreSQL store.
 #[derive(Clone, Debug)]
@@ -17,8 +21,22 @@ impl PgStore {
     /// lock that sqlx takes, so replicas starting together migrate once).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("pqescape-orchestrator");
-        let pool =
-            PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            // sqlx pings every connection it hands out by default, a round trip per
+            // statement; a connection busy a moment ago needs no ping. One that sat
+            // idle is checked, so a restarted server costs no failed statement.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }

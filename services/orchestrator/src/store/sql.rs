@@ -727,6 +727,11 @@ macro_rules! sql_store {
                     q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                // The table has just grown by a whole fleet. Fresh statistics make both
+                // planners replan the cached statements over it: a plan made while it
+                // was empty may walk every open delivery of the campaign to find one
+                // consumer's (docs/performance.md).
+                sqlx::query("ANALYZE deliveries").execute(&self.pool).await?;
                 Ok(targets.len() as u64)
             }
 
