@@ -124,8 +124,8 @@ async fn run_channel(
     security: ChannelSecurity,
 ) {
     let hello = authenticate(&o, &mut inbound, &challenge, &security);
-    let consumer = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
-        Ok(Ok(consumer)) => consumer,
+    let (consumer, owed) = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
+        Ok(Ok(authenticated)) => authenticated,
         Ok(Err(refusal)) => {
             let _ = tx.send(Err(refusal)).await;
             return;
@@ -140,13 +140,14 @@ async fn run_channel(
     // The span goes with the future, never entered across an await: an entered
     // guard would leak into whatever else runs on the thread meanwhile.
     let span = tracing::info_span!("agent channel", consumer.id = %consumer);
-    serve_channel(o, consumer, inbound, tx, security).instrument(span).await;
+    serve_channel(o, consumer, owed, inbound, tx, security).instrument(span).await;
 }
 
 /// An authenticated channel: catch the agent up, register, serve its frames.
 async fn serve_channel(
     o: Arc<Orchestrator>,
     consumer: String,
+    owed: bool,
     mut inbound: Streaming<pb::AgentFrame>,
     tx: Outbound,
     security: ChannelSecurity,
@@ -154,10 +155,16 @@ async fn serve_channel(
     // What the agent may have missed goes out on this channel before the channel is
     // registered: once registered, a sweep may send the same escape, and an escape
     // that arrives twice restarts the agent's handshake under the first response.
-    let owed = o.owed_on_attach(&consumer).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not look up what is owed on attach");
+    // The hello's read said whether anything is owed; most agents that attach
+    // (a fleet connecting, an agent back on its upgraded channel) are owed nothing.
+    let owed = if owed {
+        o.owed_on_attach(&consumer).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not look up what is owed on attach");
+            Owed::Nothing
+        })
+    } else {
         Owed::Nothing
-    });
+    };
     let pending = matches!(owed, Owed::Pending);
     if let Owed::Resend(escape) = owed
         && tx.send(Ok(escape)).await.is_ok()
@@ -188,14 +195,15 @@ async fn serve_channel(
     tracing::info!("agent disconnected");
 }
 
-/// Reads the channel hello and checks it (protocol.md §8.4). Every refusal looks the
-/// same to the peer; the log and the metric say why.
+/// Reads the channel hello and checks it (protocol.md §8.4). Returns the consumer and
+/// whether an open delivery waits for it. Every refusal looks the same to the peer;
+/// the log and the metric say why.
 async fn authenticate(
     o: &Orchestrator,
     inbound: &mut Streaming<pb::AgentFrame>,
     challenge: &[u8; 16],
     security: &ChannelSecurity,
-) -> Result<String, Status> {
+) -> Result<(String, bool), Status> {
     let refuse = |kind: &'static str| {
         metrics::counter!("pqescape_channel_rejections_total", "kind" => kind).increment(1);
         tracing::warn!(error.kind = kind, "channel hello refused");
@@ -211,12 +219,13 @@ async fn authenticate(
     };
     let hello = ChannelHello::decode(&bytes).map_err(|e| refuse(e.kind()))?;
     let id = pqescape_message::types::ConsumerId(hello.consumer.0).to_string();
-    let (consumer, sealed) = o
+    let credentials = o
         .store
-        .consumer_with_psk(&id)
+        .channel_credentials(&id)
         .await
         .map_err(|_| refuse("store"))?
         .ok_or_else(|| refuse("unknown_consumer"))?;
+    let (consumer, sealed) = (credentials.consumer, credentials.psk);
     if consumer.state != ConsumerState::Enrolled {
         return Err(refuse("not_enrolled"));
     }
@@ -241,5 +250,5 @@ async fn authenticate(
     } else {
         o.store.touch_consumer(&id, now(), Some(&version)).await.map_err(|_| refuse("store"))?;
     }
-    Ok(id)
+    Ok((id, credentials.owed))
 }

@@ -274,10 +274,12 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     assert_eq!(store.consumer(&a).await.unwrap().unwrap().last_sequence, 1, "sequence reserved");
 
     assert!(store.open_delivery_for(&a).await.unwrap().is_none(), "campaign not running yet");
+    assert!(!store.channel_credentials(&a).await.unwrap().unwrap().owed, "nor owed");
     store.transition_campaign("camp", &[S::Draft], S::Running, 1_200, None).await.unwrap().unwrap();
     let d = store.open_delivery_for(&a).await.unwrap().unwrap();
     assert_eq!((d.state, d.sequence, d.wave), (D::Pending, 1, 0));
     assert!(store.open_delivery_for(&b).await.unwrap().is_none(), "wave 1 is not open");
+    assert!(!store.channel_credentials(&b).await.unwrap().unwrap().owed, "nor owed");
     assert_eq!(store.wave_counts("camp").await.unwrap(), vec![(0, 1, 1), (1, 1, 1)]);
 
     assert!(
@@ -317,9 +319,10 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     let (joined, psk) = store.delivery_with_psk("camp", &a).await.unwrap().unwrap();
     assert_eq!((joined.state, joined.sequence), (d.state, d.sequence));
     assert_eq!(psk, store.consumer_psk(&a).await.unwrap(), "the delivery comes with its PSK");
-    let (consumer, psk) = store.consumer_with_psk(&a).await.unwrap().unwrap();
-    assert_eq!(consumer.id, a);
-    assert_eq!(psk, store.consumer_psk(&a).await.unwrap(), "the consumer comes with its PSK");
+    let credentials = store.channel_credentials(&a).await.unwrap().unwrap();
+    assert_eq!(credentials.consumer.id, a);
+    assert_eq!(credentials.psk, store.consumer_psk(&a).await.unwrap(), "with its PSK");
+    assert!(credentials.owed, "a negotiating delivery is owed");
     assert!(store.delivery_with_psk("camp", "no-such-consumer").await.unwrap().is_none());
 
     let m = Migration { key_id: 2, psk_sealed: vec![4; 60], suite: "x25519-mlkem768".into() };
@@ -340,6 +343,7 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     store.set_current_wave("camp", 1, 1_500).await.unwrap();
     assert_eq!(store.current_wave("camp").await.unwrap(), 1);
     assert!(store.open_delivery_for(&b).await.unwrap().is_some());
+    assert!(store.channel_credentials(&b).await.unwrap().unwrap().owed);
     assert_eq!(store.expire_deliveries("camp", 1_600).await.unwrap(), 1);
     let mut counts = store.delivery_counts("camp").await.unwrap();
     counts.sort_by_key(|(s, _)| s.as_str());

@@ -108,6 +108,19 @@ pub struct EnrollmentTokenRow {
     pub expires_at: Timestamp,
 }
 
+/// A consumer as its agent's channel hello finds it (see
+/// [`Store::channel_credentials`]).
+#[derive(Clone, Debug)]
+pub struct ChannelCredentials {
+    /// The consumer.
+    pub consumer: Consumer,
+    /// Its sealed PSK, once enrolled.
+    pub psk: Option<SealedPsk>,
+    /// Whether an open delivery of a running campaign waits for it, as
+    /// [`Store::open_delivery_for`] would find.
+    pub owed: bool,
+}
+
 /// The sealed PSK of a consumer and its key id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedPsk {
@@ -257,12 +270,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_consumer(&self, id: &str, now: Timestamp) -> StoreResult<Option<Consumer>>;
     /// The consumer's sealed PSK, once enrolled.
     async fn consumer_psk(&self, id: &str) -> StoreResult<Option<SealedPsk>>;
-    /// One consumer with its sealed PSK, in one read: what a channel hello is
-    /// checked against.
-    async fn consumer_with_psk(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<(Consumer, Option<SealedPsk>)>>;
+    /// What a channel hello is checked against, in one read: the consumer, its
+    /// sealed PSK and whether it is owed an open delivery.
+    async fn channel_credentials(&self, id: &str) -> StoreResult<Option<ChannelCredentials>>;
     /// How many consumers a query selects (its page bounds ignored).
     async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64>;
     /// Records that these consumers' agents were seen at `now`, in one statement per

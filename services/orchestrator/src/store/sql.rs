@@ -29,6 +29,17 @@ pub(super) fn delivery_list(states: &[crate::delivery::DeliveryState]) -> String
     quoted.join(", ")
 }
 
+/// The open deliveries of the consumer `consumer` names (a placeholder or a column)
+/// in running campaigns whose wave has opened.
+pub(super) fn open_deliveries_of(consumer: &str) -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN campaigns k ON k.id = d.campaign_id \
+         WHERE d.consumer_id = {consumer} AND k.state = 'running' AND d.wave <= k.current_wave \
+         AND d.state IN ({})",
+        delivery_list(&crate::delivery::DeliveryState::OPEN)
+    )
+}
+
 pub(super) const TOKEN_COLUMNS: &str = "id, consumer_id, verifier, created_at, expires_at";
 
 /// Builds the consumer listing statement; returns it with its string parameters in order
@@ -88,6 +99,8 @@ macro_rules! sql_store {
             ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
             NewConsumer, Page, SealedPsk, Store, StoreError, StoredSigningKey, Timestamp,
         };
+        use crate::store::ChannelCredentials;
+        use crate::store::sql::open_deliveries_of;
         use crate::store::{DeliveryQuery, DeliveryRow, EndedInBucket};
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -377,14 +390,19 @@ macro_rules! sql_store {
                 }))
             }
 
-            async fn consumer_with_psk(&self, id: &str) -> StoreResult<Option<(Consumer, Option<SealedPsk>)>> {
-                let sql = format!("SELECT {CONSUMER_COLUMNS}, psk_sealed FROM consumers WHERE id = $1");
+            async fn channel_credentials(&self, id: &str) -> StoreResult<Option<ChannelCredentials>> {
+                let sql = format!(
+                    "SELECT {CONSUMER_COLUMNS}, psk_sealed, CASE WHEN EXISTS ({}) THEN 1 ELSE 0 END AS owed \
+                     FROM consumers WHERE id = $1",
+                    open_deliveries_of("consumers.id")
+                );
                 let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
                 let Some(row) = row else { return Ok(None) };
                 let consumer = consumer_from_row(&row)?;
                 let sealed: Option<Vec<u8>> = row.try_get("psk_sealed")?;
                 let psk = sealed.map(|sealed| SealedPsk { key_id: consumer.key_id, sealed });
-                Ok(Some((consumer, psk)))
+                let owed: i32 = row.try_get("owed")?;
+                Ok(Some(ChannelCredentials { consumer, psk, owed: owed != 0 }))
             }
 
             async fn count_consumers(&self, q: &ConsumerQuery) -> StoreResult<u64> {
@@ -736,12 +754,7 @@ macro_rules! sql_store {
             }
 
             async fn open_delivery_for(&self, consumer_id: &str) -> StoreResult<Option<Delivery>> {
-                let sql = format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id \
-                     WHERE d.consumer_id = $1 AND c.state = 'running' AND d.wave <= c.current_wave \
-                     AND d.state IN ({}) ORDER BY d.sequence LIMIT 1",
-                    delivery_list(&DeliveryState::OPEN)
-                );
+                let sql = format!("{} ORDER BY d.sequence LIMIT 1", open_deliveries_of("$1"));
                 let row = sqlx::query(AssertSqlSafe(sql)).bind(consumer_id).fetch_optional(&self.pool).await?;
                 row.as_ref().map(delivery_from_row).transpose()
             }
