@@ -3,7 +3,8 @@
 //!
 //! * The crypto floor: the escape exchange of one consumer (seal, verify, ack,
 //!   respond, complete, finish: every key exchange, MAC and KDF, nothing else),
-//!   timed per side over many consumers.
+//!   timed per side over many consumers, and the ML-DSA-65 verification of the
+//!   campaign manifest that every agent makes once per campaign.
 //! * The peer: one TLS 1.3 full handshake with X25519MLKEM768 (rustls, ECDSA
 //!   P-256 certificate), client and server in memory, with the server's share of
 //!   the CPU timed apart: what a fleet would pay to reconnect over PQ TLS instead.
@@ -15,8 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pqescape_message::agent::{AgentPolicy, ConsumerView, verify_escape};
+use pqescape_message::campaign::{ManifestOrder, sign_manifest, verify_manifest};
 use pqescape_message::orchestrator::{EscapeOrder, respond, seal_escape};
 use pqescape_message::secret::SecretKey;
+use pqescape_message::sign::OrchestratorSigningKey;
 use pqescape_message::types::{CampaignId, ConsumerId, KeyMode, Suite};
 use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -24,6 +27,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 fn main() {
     let rounds: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let (orchestrator, agent) = exchange(rounds);
+    let manifest = manifest_verification(rounds.min(1000));
     let (tls_server, tls_client) = tls_handshake(rounds.min(2000));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let report = serde_json::json!({
@@ -31,6 +35,7 @@ fn main() {
         "cores": cores,
         "exchange_orchestrator_us": orchestrator.as_secs_f64() * 1e6,
         "exchange_agent_us": agent.as_secs_f64() * 1e6,
+        "manifest_verify_agent_us": manifest.as_secs_f64() * 1e6,
         "tls_x25519mlkem768_server_us": tls_server.as_secs_f64() * 1e6,
         "tls_x25519mlkem768_client_us": tls_client.as_secs_f64() * 1e6,
     });
@@ -91,6 +96,27 @@ fn exchange(rounds: u32) -> (Duration, Duration) {
         orchestrator += t.elapsed();
     }
     (orchestrator / rounds, agent / rounds)
+}
+
+/// Mean time an agent takes to verify a campaign manifest.
+fn manifest_verification(rounds: u32) -> Duration {
+    let key = OrchestratorSigningKey::from_seed(&[9; 32]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let order = ManifestOrder {
+        campaign: CampaignId([2; 16]),
+        suite: Suite::X25519MlKem768,
+        drill: false,
+        issued_at: now,
+        not_after: now + 3600,
+        selector: "env=prod",
+    };
+    let manifest = sign_manifest(&order, &key).unwrap();
+    let pinned = key.verifying_key();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        verify_manifest(&manifest, &pinned, now, 0).unwrap();
+    }
+    t.elapsed() / rounds
 }
 
 /// Mean server and client time of one full X25519MLKEM768 handshake.
