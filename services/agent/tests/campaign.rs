@@ -1,7 +1,8 @@
 //! Escape campaigns end to end with real agent processes: fired through the admin
 //! operations, every targeted agent verifies its escape, acknowledges, completes
 //! the hybrid handshake and ratchets; an agent offline at fire time migrates when
-//! it comes back; a drill goes through every step and changes nothing.
+//! it comes back; a drill goes through every step and changes nothing; a deadline
+//! expires what is left; failures past the threshold pause the campaign.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
@@ -305,6 +306,119 @@ async fn a_drill_goes_through_every_step_and_changes_nothing() {
             (Some("classical"), Some(1))
         );
         assert_eq!(s["last_sequence"], 1, "the sequence still advanced: escapes are never reused");
+    }
+    for child in running {
+        child.stop();
+    }
+}
+
+/// Creates, arms and fires a campaign from `request`, whose fields the admin API
+/// would not all accept (a deadline seconds away): the campaign is stored as the
+/// API made it, with those fields changed.
+async fn fire_adjusted(f: &Fixture, request: serde_json::Value, deadline: i64) -> String {
+    let o = &f.orchestrator;
+    let req: CampaignRequest = serde_json::from_value(request).unwrap();
+    let mut c = o.create_campaign(&f.admin, req).await.unwrap();
+    let (a, b) = (rand_suffix(), rand_suffix());
+    c.id = format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        a & 0xffff,
+        (a >> 16) & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    );
+    c.spec.deadline = deadline;
+    o.store().insert_campaign(&c).await.unwrap();
+    o.transition(&f.admin, &c.id, Transition::Arm, None).await.unwrap();
+    o.transition(&f.admin, &c.id, Transition::Fire, Some(&c.id)).await.unwrap();
+    c.id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_its_deadline_a_campaign_expires_what_is_left_and_a_late_agent_stays_put() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 2).await;
+    let online = f.spawn_agent(&agents[0].1);
+    eventually("one agent connected", async || f.orchestrator.connections().len() == 1).await;
+    let request = serde_json::json!({
+        "name": "short", "target_suite": "x25519-mlkem768", "waves": [100],
+        "deadline": now() + 600,
+    });
+    let campaign = fire_adjusted(&f, request, now() + 4).await;
+    eventually("the online agent migrated", async || {
+        count(&f, &campaign, DeliveryState::Migrated).await == 1
+    })
+    .await;
+    eventually("the offline agent's delivery expired at the deadline", async || {
+        count(&f, &campaign, DeliveryState::Expired).await == 1
+    })
+    .await;
+    let c = f.orchestrator.store().campaign(&campaign).await.unwrap().unwrap();
+    assert_eq!(c.state, CampaignState::Completed);
+
+    // Back after the deadline, the agent is owed nothing and stays classical.
+    let late = f.spawn_agent(&agents[1].1);
+    let late_id = &agents[1].0;
+    eventually("the late agent connected", async || {
+        f.orchestrator.connections().is_connected(late_id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let consumer = f.orchestrator.store().consumer(late_id).await.unwrap().unwrap();
+    assert_eq!((consumer.suite.as_str(), consumer.key_id), ("classical", 1));
+    assert_eq!(state_json(&agents[1].1)["suite"], "classical");
+    let d = f.orchestrator.store().delivery(&campaign, late_id).await.unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::Expired);
+    online.stop();
+    late.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_past_the_threshold_pause_the_campaign_with_their_reasons() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 3).await;
+    let running: Vec<Agent> = agents[..2].iter().map(|(_, s)| f.spawn_agent(s)).collect();
+    eventually("two agents connected", async || f.orchestrator.connections().len() == 2).await;
+
+    // The two online agents first escape to ML-KEM-1024 ...
+    let o = &f.orchestrator;
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "to 1024", "target_suite": "x25519-mlkem1024", "waves": [100],
+        "deadline": now() + 600,
+    }))
+    .unwrap();
+    let first = o.create_campaign(&f.admin, req).await.unwrap().id;
+    o.transition(&f.admin, &first, Transition::Arm, None).await.unwrap();
+    o.transition(&f.admin, &first, Transition::Fire, Some(&first)).await.unwrap();
+    eventually("two consumers on ML-KEM-1024", async || {
+        count(&f, &first, DeliveryState::Migrated).await == 2
+    })
+    .await;
+    o.transition(&f.admin, &first, Transition::Cancel, None).await.unwrap();
+
+    // ... so a campaign to ML-KEM-768 is a downgrade they refuse. Two failures of
+    // two attempts pass a 40 % threshold: the engine pauses the campaign before the
+    // third consumer is reached.
+    let request = serde_json::json!({
+        "name": "to 768", "target_suite": "x25519-mlkem768", "waves": [100],
+        "deadline": now() + 600, "failure_threshold_percent": 40,
+    });
+    let second = fire_adjusted(&f, request, now() + 600).await;
+    eventually("the campaign paused itself", async || {
+        o.store().campaign(&second).await.unwrap().unwrap().state == CampaignState::Paused
+    })
+    .await;
+    eventually("both refusals recorded", async || {
+        count(&f, &second, DeliveryState::Failed).await == 2
+    })
+    .await;
+    assert_eq!(count(&f, &second, DeliveryState::Pending).await, 1, "the offline one waits");
+    for (id, _) in &agents[..2] {
+        let d = o.store().delivery(&second, id).await.unwrap().unwrap();
+        assert!(d.reason.as_deref().is_some_and(|r| !r.is_empty()), "{id}: a reason");
+        let c = o.store().consumer(id).await.unwrap().unwrap();
+        assert_eq!(c.suite, "x25519-mlkem1024", "{id}: no downgrade");
     }
     for child in running {
         child.stop();
