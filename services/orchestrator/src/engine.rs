@@ -88,6 +88,15 @@ pub enum Owed {
     Pending,
 }
 
+/// The pending context this replica stored for a consumer's acknowledgement, sealed
+/// as in the store: the finished message that follows is checked against it without
+/// a read, and committed only if the store still holds the same (recent.rs).
+pub struct Answered {
+    campaign_id: String,
+    sequence: u64,
+    sealed: Vec<u8>,
+}
+
 fn frame(bytes: Vec<u8>) -> pb::GatewayFrame {
     pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Message(bytes)) }
 }
@@ -207,7 +216,8 @@ impl Orchestrator {
         // context the agent is finishing against.
         if d.state == D::Negotiating
             && let Some(sealed) = &d.pending_sealed
-            && self.open_pending(&d, sealed)?.0 == Sha256::digest(bytes).as_slice()
+            && self.open_pending(&d.campaign_id, consumer, sealed)?.0
+                == Sha256::digest(bytes).as_slice()
         {
             metrics::counter!("pqescape_duplicate_acks_total").increment(1);
             return Ok(());
@@ -221,7 +231,7 @@ impl Orchestrator {
         // The acknowledgement and the pending context are stored in one write, before
         // the response goes: one row version per step is what a large campaign's
         // store cost is made of (docs/performance.md).
-        let sealed_pending = self.seal_pending(&d, bytes, &pending);
+        let sealed_pending = self.seal_pending(&d.campaign_id, consumer, bytes, &pending);
         let open = [D::Sent, D::Acknowledged, D::Negotiating];
         if !self
             .store
@@ -239,27 +249,37 @@ impl Orchestrator {
         {
             return Err(EngineError::NoDelivery);
         }
+        let answered =
+            Answered { campaign_id: d.campaign_id, sequence: d.sequence, sealed: sealed_pending };
+        self.answered.put(consumer, answered);
         self.connections.send(consumer, frame(response));
         Ok(())
     }
 
-    /// Seals the pending context of delivery `d` for the store, after the SHA-256
-    /// of the ack it answers.
-    fn seal_pending(&self, d: &Delivery, ack: &[u8], pending: &PendingContext) -> Vec<u8> {
+    /// Seals the pending context of `consumer`'s delivery in `campaign` for the
+    /// store, after the SHA-256 of the ack it answers.
+    fn seal_pending(
+        &self,
+        campaign: &str,
+        consumer: &str,
+        ack: &[u8],
+        pending: &PendingContext,
+    ) -> Vec<u8> {
         let mut plain = Sha256::digest(ack).to_vec();
         plain.extend_from_slice(&pending.to_bytes());
-        self.master.seal(Purpose::PendingContext, &pending_row(d), &plain)
+        self.master.seal(Purpose::PendingContext, &pending_row(campaign, consumer), &plain)
     }
 
     /// Opens what [`Self::seal_pending`] stored: the ack's digest and the context.
     fn open_pending(
         &self,
-        d: &Delivery,
+        campaign: &str,
+        consumer: &str,
         sealed: &[u8],
     ) -> Result<([u8; 32], PendingContext), EngineError> {
         let plain = self
             .master
-            .open(Purpose::PendingContext, &pending_row(d), sealed)
+            .open(Purpose::PendingContext, &pending_row(campaign, consumer), sealed)
             .map_err(|_| EngineError::Sealed)?;
         let (digest, context) = plain.split_at_checked(32).ok_or(EngineError::Sealed)?;
         let digest: [u8; 32] = digest.try_into().map_err(|_| EngineError::Sealed)?;
@@ -268,26 +288,39 @@ impl Orchestrator {
 
     async fn on_finished(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let finished = Finished::decode(bytes)?;
-        let d = self
-            .delivery_for(consumer, finished.exchange.campaign.0, finished.exchange.sequence)
-            .await?;
+        let exchange = &finished.exchange;
+        // The context this replica answered with, if it did: no read. Anything else
+        // (another replica answered, the store holds a newer one) takes the store's.
+        if let Some(a) = self.answered.take(consumer)
+            && a.sequence == exchange.sequence
+            && uuid_bytes(&a.campaign_id) == exchange.campaign.0
+            && let Ok((_, pending)) = self.open_pending(&a.campaign_id, consumer, &a.sealed)
+            && let Ok(context) = pending.finish(bytes)
+            && self.finish(consumer, &a.campaign_id, &a.sealed, &context).await?
+        {
+            return Ok(());
+        }
+        let d = self.delivery_for(consumer, exchange.campaign.0, exchange.sequence).await?;
         let sealed = d
             .pending_sealed
             .as_ref()
             .filter(|_| d.state == D::Negotiating)
             .ok_or(EngineError::NoDelivery)?;
-        let context = self.open_pending(&d, sealed)?.1.finish(bytes)?;
-        self.finish(consumer, &d, &context).await
+        let context = self.open_pending(&d.campaign_id, consumer, sealed)?.1.finish(bytes)?;
+        self.finish(consumer, &d.campaign_id, sealed, &context).await?;
+        Ok(())
     }
 
-    /// Ends a negotiating delivery whose agent holds the new context: the pending PSK
-    /// and key id become current (not for a drill).
+    /// Ends a negotiating delivery whose agent holds the new context, if the store
+    /// still holds `pending` (the sealed context it was checked against): the new PSK
+    /// and key id become current (not for a drill). False if the delivery had moved on.
     async fn finish(
         &self,
         consumer: &str,
-        d: &Delivery,
+        campaign: &str,
+        pending: &[u8],
         context: &NewContext,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let (to, migration) = if context.drill {
             (D::DrillPassed, None)
         } else {
@@ -295,16 +328,20 @@ impl Orchestrator {
             let suite = context.suite.name().to_owned();
             (D::Migrated, Some(Migration { key_id: context.next_key_id, psk_sealed, suite }))
         };
-        if self
-            .store
-            .finish_delivery(&d.campaign_id, consumer, to, migration.as_ref(), now())
-            .await?
-        {
-            metrics::counter!("pqescape_deliveries_finished_total", "state" => to.as_str())
-                .increment(1);
-            tracing::info!(consumer.id = consumer, campaign.id = %d.campaign_id, state = to.as_str(), "delivery finished");
+        let at = now();
+        let done =
+            self.store.finish_delivery(campaign, consumer, pending, to, migration.as_ref(), at);
+        if !done.await? {
+            return Ok(false);
         }
-        Ok(())
+        metrics::counter!("pqescape_deliveries_finished_total", "state" => to.as_str())
+            .increment(1);
+        tracing::info!(consumer.id = consumer, campaign.id = %campaign, state = to.as_str(), "delivery finished");
+        if let Some(m) = migration {
+            let psk = crate::store::SealedPsk { key_id: m.key_id, sealed: m.psk_sealed };
+            self.committed.put(consumer, psk);
+        }
+        Ok(true)
     }
 
     /// A report under a key id other than the current one: it verifies only under the
@@ -323,25 +360,35 @@ impl Orchestrator {
         let d = self.delivery_for(consumer, exchange.campaign.0, exchange.sequence).await?;
         let sealed =
             d.pending_sealed.as_ref().filter(|_| d.state == D::Negotiating).ok_or_else(unknown)?;
-        let pending = self.open_pending(&d, sealed)?.1;
+        let pending = self.open_pending(&d.campaign_id, consumer, sealed)?.1;
         let context = pending.context();
         if context.drill || context.next_key_id != report.key_id || context.exchange != *exchange {
             return Err(unknown());
         }
         verify_status(bytes, report, context.next_psk())?;
         tracing::info!(consumer.id = consumer, campaign.id = %d.campaign_id, "a report under the pending key proves the migration");
-        self.finish(consumer, &d, context).await
+        self.finish(consumer, &d.campaign_id, sealed, context).await?;
+        Ok(())
     }
 
     async fn on_status(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let report = StatusReport::decode(bytes)?;
-        let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
-        if sealed.key_id == report.key_id {
-            verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
-        } else {
-            // Committed here, the exchange is no longer open: a refusal in the same
-            // report (the agent's answer to the re-sent escape) fails nothing below.
-            self.commit_on_report(consumer, bytes, &report).await?;
+        // The report after a migration this replica committed verifies under the PSK
+        // it committed, without a read; anything else reads the current one.
+        let fresh = self.committed.take(consumer).filter(|p| p.key_id == report.key_id);
+        let verified = fresh.is_some_and(|p| {
+            self.open_psk(consumer, &p.sealed)
+                .is_ok_and(|psk| verify_status(bytes, &report, &psk).is_ok())
+        });
+        if !verified {
+            let sealed = self.store.consumer_psk(consumer).await?.ok_or(EngineError::NoDelivery)?;
+            if sealed.key_id == report.key_id {
+                verify_status(bytes, &report, &self.open_psk(consumer, &sealed.sealed)?)?;
+            } else {
+                // Committed here, the exchange is no longer open: a refusal in the same
+                // report (the agent's answer to the re-sent escape) fails nothing below.
+                self.commit_on_report(consumer, bytes, &report).await?;
+            }
         }
         if report.status == Status::Failed && report.reason == REASON_HOOK_FAILED {
             // The consumer migrated; a hook on its host did not apply the new context.
@@ -597,8 +644,8 @@ impl Orchestrator {
 }
 
 /// Row binding of a sealed pending context: campaign and consumer.
-fn pending_row(d: &Delivery) -> String {
-    format!("{}/{}", d.campaign_id, d.consumer_id)
+fn pending_row(campaign: &str, consumer: &str) -> String {
+    format!("{campaign}/{consumer}")
 }
 
 /// Records in one batch the agents seen (heartbeats, connections) since the last flush.

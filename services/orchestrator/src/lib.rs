@@ -7,7 +7,9 @@
 //! * `enroll`: the orchestrator's side of PQ-safe enrollment; `gateway`: where agents call,
 //!   over TLS 1.3 with X25519MLKEM768 offered first (`tls`);
 //! * `api`: the REST API (axum) with problem+json errors; `grpc`: the same over gRPC;
-//! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens.
+//! * `domain`, `audit`, `access`: validation, the audit hash chain, API tokens;
+//! * `engine`, `connections`, `recent`: the campaign engine, this replica's agent
+//!   channels, and what it wrote a moment ago.
 
 pub mod access;
 pub mod admin;
@@ -24,6 +26,7 @@ pub mod engine;
 pub mod enroll;
 pub mod gateway;
 pub mod grpc;
+pub mod recent;
 pub mod report;
 pub mod secrets;
 pub mod server;

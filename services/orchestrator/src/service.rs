@@ -54,6 +54,10 @@ pub struct Orchestrator {
     /// Whether each campaign signs its handshake responses, read once: a campaign's
     /// spec never changes after creation, and every acknowledgement asks.
     pub(crate) signs_handshakes: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    /// The pending context this replica stored last for each consumer's ack.
+    pub(crate) answered: crate::recent::Recent<crate::engine::Answered>,
+    /// The PSK this replica committed last for each migrated consumer.
+    pub(crate) committed: crate::recent::Recent<crate::store::SealedPsk>,
 }
 
 impl Orchestrator {
@@ -71,8 +75,17 @@ impl Orchestrator {
         }
         let signer = load_signing_key(store.as_ref(), &master).await?;
         let (connections, wake) = (Default::default(), tokio::sync::Notify::new());
-        let signs_handshakes = Default::default();
-        Ok(Self { store, master, signer, limits, connections, wake, signs_handshakes })
+        Ok(Self {
+            store,
+            master,
+            signer,
+            limits,
+            connections,
+            wake,
+            signs_handshakes: Default::default(),
+            answered: Default::default(),
+            committed: Default::default(),
+        })
     }
 
     /// The store in use.

@@ -326,10 +326,20 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     assert!(store.delivery_with_psk("camp", "no-such-consumer").await.unwrap().is_none());
 
     let m = Migration { key_id: 2, psk_sealed: vec![4; 60], suite: "x25519-mlkem768".into() };
-    assert!(store.finish_delivery("camp", &a, D::Migrated, Some(&m), 1_400).await.unwrap());
+    let before = store.consumer(&a).await.unwrap().unwrap();
+    assert!(
+        !store.finish_delivery("camp", &a, b"other", D::Migrated, Some(&m), 1_400).await.unwrap(),
+        "not against a pending context the store no longer holds"
+    );
+    let after = store.consumer(&a).await.unwrap().unwrap();
+    assert_eq!((after.key_id, after.suite), (before.key_id, before.suite), "nothing changed");
+    assert_eq!(store.delivery("camp", &a).await.unwrap().unwrap().state, D::Negotiating);
+    assert!(
+        store.finish_delivery("camp", &a, b"pend", D::Migrated, Some(&m), 1_400).await.unwrap()
+    );
     let late = Migration { key_id: 3, psk_sealed: vec![5; 60], suite: "x25519-mlkem1024".into() };
     assert!(
-        !store.finish_delivery("camp", &a, D::Migrated, Some(&late), 1_401).await.unwrap(),
+        !store.finish_delivery("camp", &a, b"pend", D::Migrated, Some(&late), 1_401).await.unwrap(),
         "once, and a second migration changes nothing"
     );
     let consumer = store.consumer(&a).await.unwrap().unwrap();

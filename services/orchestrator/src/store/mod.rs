@@ -406,12 +406,15 @@ pub trait Store: Send + Sync + 'static {
         pending_sealed: Option<&[u8]>,
         now: Timestamp,
     ) -> StoreResult<bool>;
-    /// Ends a delivery and, for a migration, changes the consumer's PSK, key id and
-    /// suite in the same transaction.
+    /// Ends a negotiating delivery that still holds `pending_sealed` (the context its
+    /// finished message was checked against) and, for a migration, changes the
+    /// consumer's PSK, key id and suite in the same transaction. False if the
+    /// delivery had moved on.
     async fn finish_delivery(
         &self,
         campaign_id: &str,
         consumer_id: &str,
+        pending_sealed: &[u8],
         to: DeliveryState,
         migration: Option<&Migration>,
         now: Timestamp,

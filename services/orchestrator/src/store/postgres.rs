@@ -51,10 +51,12 @@ super::sql::sql_store!(
     migrate_in_one = Some(MIGRATE_IN_ONE)
 );
 
-/// A migration as one statement: the delivery ends and, only if it did, the
+/// A migration as one statement: the delivery ends if it still holds the pending
+/// context the finished message was checked against and, only if it did, the
 /// consumer takes its new PSK, key id and suite. One statement is atomic.
 const MIGRATE_IN_ONE: &str = "WITH ended AS (\
      UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
-     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' RETURNING consumer_id) \
-     UPDATE consumers SET psk_sealed = $5, key_id = $6, suite = $7, updated_at = $2 \
+     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' AND pending_sealed = $5 \
+     RETURNING consumer_id) \
+     UPDATE consumers SET psk_sealed = $6, key_id = $7, suite = $8, updated_at = $2 \
      WHERE id IN (SELECT consumer_id FROM ended)";

@@ -861,14 +861,22 @@ macro_rules! sql_store {
                 &self,
                 campaign_id: &str,
                 consumer_id: &str,
+                pending_sealed: &[u8],
                 to: DeliveryState,
                 migration: Option<&Migration>,
                 now: Timestamp,
             ) -> StoreResult<bool> {
                 let end = "UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
-                     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating'";
+                     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' AND pending_sealed = $5";
                 let Some(m) = migration else {
-                    let done = sqlx::query(end).bind(to.as_str()).bind(now).bind(campaign_id).bind(consumer_id).execute(&self.pool).await?;
+                    let done = sqlx::query(end)
+                        .bind(to.as_str())
+                        .bind(now)
+                        .bind(campaign_id)
+                        .bind(consumer_id)
+                        .bind(pending_sealed)
+                        .execute(&self.pool)
+                        .await?;
                     return Ok(done.rows_affected() > 0);
                 };
                 // One statement where the dialect allows it: a migration is the write
@@ -880,6 +888,7 @@ macro_rules! sql_store {
                         .bind(now)
                         .bind(campaign_id)
                         .bind(consumer_id)
+                        .bind(pending_sealed)
                         .bind(&m.psk_sealed)
                         .bind(i64::from(m.key_id))
                         .bind(&m.suite)
@@ -893,6 +902,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .bind(campaign_id)
                 .bind(consumer_id)
+                .bind(pending_sealed)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
