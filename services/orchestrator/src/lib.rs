@@ -18,6 +18,7 @@ pub mod audit;
 pub mod campaign;
 pub mod campaigns;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod connections;
 pub mod delivery;
