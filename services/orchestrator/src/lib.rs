@@ -27,6 +27,7 @@ pub mod engine;
 pub mod enroll;
 pub mod gateway;
 pub mod grpc;
+pub mod negotiations;
 pub mod recent;
 pub mod report;
 pub mod secrets;
