@@ -29,9 +29,7 @@ use crate::delivery::{Delivery, DeliveryState as D, Migration, RETRY_FIRST};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
-use crate::store::{
-    ConsumerQuery, DISPATCH_CHUNK, Dispatch, Negotiation, NewAuditEntry, StoreError,
-};
+use crate::store::{ConsumerQuery, DISPATCH_CHUNK, Dispatch, NewAuditEntry, StoreError};
 
 /// Interval between sweeps.
 pub const SWEEP: Duration = Duration::from_millis(500);
@@ -231,16 +229,24 @@ impl Orchestrator {
             respond(&escape, bytes, &psk, signer, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
 
         // The acknowledgement and the pending context are stored in one write, before
-        // the response goes; the write shares a statement with the other answers of
-        // the moment (negotiations.rs): store round trips are what a large campaign's
-        // cost is made of (docs/performance.md).
+        // the response goes: one row version per step is what a large campaign's
+        // store cost is made of (docs/performance.md).
         let sealed_pending = self.seal_pending(&d.campaign_id, consumer, bytes, &pending);
-        let row = Negotiation {
-            campaign_id: d.campaign_id.clone(),
-            consumer_id: consumer.to_owned(),
-            pending_sealed: sealed_pending.clone(),
-        };
-        if !self.negotiations.record(row).await? {
+        let open = [D::Sent, D::Acknowledged, D::Negotiating];
+        if !self
+            .store
+            .update_delivery(
+                &d.campaign_id,
+                consumer,
+                &open,
+                D::Negotiating,
+                None,
+                None,
+                Some(&sealed_pending),
+                now(),
+            )
+            .await?
+        {
             return Err(EngineError::NoDelivery);
         }
         let answered =

@@ -27,7 +27,6 @@ pub mod engine;
 pub mod enroll;
 pub mod gateway;
 pub mod grpc;
-pub mod negotiations;
 pub mod recent;
 pub mod report;
 pub mod secrets;

@@ -58,8 +58,6 @@ pub struct Orchestrator {
     pub(crate) answered: crate::recent::Recent<crate::engine::Answered>,
     /// The PSK this replica committed last for each migrated consumer.
     pub(crate) committed: crate::recent::Recent<crate::store::SealedPsk>,
-    /// The writer of answered acknowledgements.
-    pub(crate) negotiations: crate::negotiations::Negotiations,
 }
 
 impl Orchestrator {
@@ -77,7 +75,6 @@ impl Orchestrator {
         }
         let signer = load_signing_key(store.as_ref(), &master).await?;
         let (connections, wake) = (Default::default(), tokio::sync::Notify::new());
-        let negotiations = crate::negotiations::Negotiations::start(store.clone());
         Ok(Self {
             store,
             master,
@@ -88,7 +85,6 @@ impl Orchestrator {
             signs_handshakes: Default::default(),
             answered: Default::default(),
             committed: Default::default(),
-            negotiations,
         })
     }
 

@@ -316,21 +316,6 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
         (Some(&b"esc"[..]), Some(&b"pend"[..]))
     );
 
-    // A batch of answered acknowledgements: the negotiating one takes its new
-    // pending context, the one still pending (wave 1, never sent) does not move.
-    let row = |consumer: &str, pending: &[u8]| Negotiation {
-        campaign_id: "camp".into(),
-        consumer_id: consumer.to_owned(),
-        pending_sealed: pending.to_vec(),
-    };
-    let rows = [row(&b, b"never"), row(&a, b"pend2")];
-    assert_eq!(store.negotiate_deliveries(&rows, 1_303).await.unwrap(), vec![false, true]);
-    let d = store.delivery("camp", &a).await.unwrap().unwrap();
-    assert_eq!((d.state, d.pending_sealed.as_deref()), (D::Negotiating, Some(&b"pend2"[..])));
-    let other = store.delivery("camp", &b).await.unwrap().unwrap();
-    assert_eq!((other.state, other.pending_sealed), (D::Pending, None));
-    assert!(store.negotiate_deliveries(&[], 1_303).await.unwrap().is_empty());
-
     let (joined, psk) = store.delivery_with_psk("camp", &a).await.unwrap().unwrap();
     assert_eq!((joined.state, joined.sequence), (d.state, d.sequence));
     assert_eq!(psk, store.consumer_psk(&a).await.unwrap(), "the delivery comes with its PSK");
@@ -350,14 +335,11 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     assert_eq!((after.key_id, after.suite), (before.key_id, before.suite), "nothing changed");
     assert_eq!(store.delivery("camp", &a).await.unwrap().unwrap().state, D::Negotiating);
     assert!(
-        store.finish_delivery("camp", &a, b"pend2", D::Migrated, Some(&m), 1_400).await.unwrap()
+        store.finish_delivery("camp", &a, b"pend", D::Migrated, Some(&m), 1_400).await.unwrap()
     );
     let late = Migration { key_id: 3, psk_sealed: vec![5; 60], suite: "x25519-mlkem1024".into() };
     assert!(
-        !store
-            .finish_delivery("camp", &a, b"pend2", D::Migrated, Some(&late), 1_401)
-            .await
-            .unwrap(),
+        !store.finish_delivery("camp", &a, b"pend", D::Migrated, Some(&late), 1_401).await.unwrap(),
         "once, and a second migration changes nothing"
     );
     let consumer = store.consumer(&a).await.unwrap().unwrap();

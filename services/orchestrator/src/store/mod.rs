@@ -145,18 +145,6 @@ pub struct Dispatch {
     pub escape: Option<Vec<u8>>,
 }
 
-/// One answered acknowledgement to record: the delivery moves to negotiating with
-/// its sealed pending context (see [`Store::negotiate_deliveries`]).
-#[derive(Clone, Debug)]
-pub struct Negotiation {
-    /// The campaign.
-    pub campaign_id: String,
-    /// The consumer.
-    pub consumer_id: String,
-    /// The pending context, sealed.
-    pub pending_sealed: Vec<u8>,
-}
-
 /// A consumer listing request: a label selector and a keyset page.
 #[derive(Clone, Debug, Default)]
 pub struct ConsumerQuery {
@@ -418,14 +406,6 @@ pub trait Store: Send + Sync + 'static {
         pending_sealed: Option<&[u8]>,
         now: Timestamp,
     ) -> StoreResult<bool>;
-    /// Records answered acknowledgements, all in one statement where the dialect
-    /// allows: each delivery still sent, acknowledged or negotiating moves to
-    /// negotiating with its pending context. Says, per row, whether it moved.
-    async fn negotiate_deliveries(
-        &self,
-        rows: &[Negotiation],
-        now: Timestamp,
-    ) -> StoreResult<Vec<bool>>;
     /// Ends a negotiating delivery that still holds `pending_sealed` (the context its
     /// finished message was checked against) and, for a migration, changes the
     /// consumer's PSK, key id and suite in the same transaction. False if the

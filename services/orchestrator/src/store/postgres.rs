@@ -48,38 +48,8 @@ super::sql::sql_store!(
     Postgres,
     "postgres",
     audit_lock = Some("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE"),
-    migrate_in_one = Some(MIGRATE_IN_ONE),
-    negotiate = negotiate
+    migrate_in_one = Some(MIGRATE_IN_ONE)
 );
-
-/// Answered acknowledgements in one statement, the rows passed as arrays.
-async fn negotiate(
-    pool: &Pool<Postgres>,
-    rows: &[crate::store::Negotiation],
-    now: super::Timestamp,
-) -> StoreResult<Vec<bool>> {
-    let campaigns: Vec<&str> = rows.iter().map(|r| r.campaign_id.as_str()).collect();
-    let consumers: Vec<&str> = rows.iter().map(|r| r.consumer_id.as_str()).collect();
-    let pending: Vec<&[u8]> = rows.iter().map(|r| r.pending_sealed.as_slice()).collect();
-    let moved: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE deliveries d SET state = 'negotiating', pending_sealed = v.pending, updated_at = $1 \
-         FROM UNNEST($2::text[], $3::text[], $4::bytea[]) AS v(campaign_id, consumer_id, pending) \
-         WHERE d.campaign_id = v.campaign_id AND d.consumer_id = v.consumer_id \
-         AND d.state IN ('sent', 'acknowledged', 'negotiating') \
-         RETURNING d.campaign_id, d.consumer_id",
-    )
-    .bind(now)
-    .bind(&campaigns)
-    .bind(&consumers)
-    .bind(&pending)
-    .fetch_all(pool)
-    .await?;
-    let moved: std::collections::HashSet<(String, String)> = moved.into_iter().collect();
-    Ok(rows
-        .iter()
-        .map(|r| moved.contains(&(r.campaign_id.clone(), r.consumer_id.clone())))
-        .collect())
-}
 
 /// A migration as one statement: the delivery ends if it still holds the pending
 /// context the finished message was checked against and, only if it did, the

@@ -1,9 +1,8 @@
 //! The SQL both back ends run. PostgreSQL and SQLite (through sqlx) both accept
 //! `$N` placeholders, `RETURNING` and `ON CONFLICT`, so the statements are written
 //! once here; [`sql_store!`] instantiates the one implementation for each back end.
-//! The dialect differences, how the audit log is locked for an append, whether one
-//! statement may update two tables, and how many rows one update takes, are
-//! parameters of the macro.
+//! The dialect differences, how the audit log is locked for an append and whether
+//! one statement may update two tables, are parameters of the macro.
 
 /// Columns of a consumer, in the order `consumer_from_row` reads them.
 pub(super) const CONSUMER_COLUMNS: &str = "id, name, labels, state, suite, key_id, last_sequence, \
@@ -84,7 +83,7 @@ pub(super) fn state_list(states: &[crate::campaign::CampaignState]) -> String {
 
 /// Implements [`super::Store`] for `$store`, a struct with a `pool: sqlx::Pool<$db>`.
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr, migrate_in_one = $migrate_in_one:expr, negotiate = $negotiate:path) => {
+    ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr, migrate_in_one = $migrate_in_one:expr) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
         // Dynamic statements below only splice in the constant column lists of this
@@ -856,13 +855,6 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
-            }
-
-            async fn negotiate_deliveries(&self, rows: &[crate::store::Negotiation], now: Timestamp) -> StoreResult<Vec<bool>> {
-                if rows.is_empty() {
-                    return Ok(Vec::new());
-                }
-                $negotiate(&self.pool, rows, now).await
             }
 
             async fn finish_delivery(

@@ -51,33 +51,5 @@ super::sql::sql_store!(
     Sqlite,
     "sqlite",
     audit_lock = None::<&str>,
-    migrate_in_one = None::<&'static str>,
-    negotiate = negotiate
+    migrate_in_one = None::<&'static str>
 );
-
-/// Answered acknowledgements in one transaction, a statement each (in process, a
-/// statement costs no round trip).
-async fn negotiate(
-    pool: &Pool<Sqlite>,
-    rows: &[crate::store::Negotiation],
-    now: super::Timestamp,
-) -> StoreResult<Vec<bool>> {
-    let mut tx = pool.begin().await?;
-    let mut moved = Vec::with_capacity(rows.len());
-    for r in rows {
-        let done = sqlx::query(
-            "UPDATE deliveries SET state = 'negotiating', pending_sealed = $1, updated_at = $2 \
-             WHERE campaign_id = $3 AND consumer_id = $4 \
-             AND state IN ('sent', 'acknowledged', 'negotiating')",
-        )
-        .bind(&r.pending_sealed)
-        .bind(now)
-        .bind(&r.campaign_id)
-        .bind(&r.consumer_id)
-        .execute(&mut *tx)
-        .await?;
-        moved.push(done.rows_affected() > 0);
-    }
-    tx.commit().await?;
-    Ok(moved)
-}
