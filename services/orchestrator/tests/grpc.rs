@@ -127,3 +127,86 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     served.await.unwrap().unwrap();
     db.drop_now().await;
 }
+
+/// Enrolls the registered consumer whose one-time token is `token`, as an agent
+/// would, through the orchestrator's own enrollment calls.
+async fn enroll(orchestrator: &pqescape_orchestrator::Orchestrator, token: &str) {
+    use pqescape_message::enrollment::{AgentEnrollment, EnrollmentToken};
+    use pqescape_message::types::Suite;
+    let token = EnrollmentToken::parse(token).unwrap();
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (agent, hello) = AgentEnrollment::start(token, Suite::X25519MlKem768, &mut rng).unwrap();
+    let (accept, session) = orchestrator.enroll_hello(&hello).await.unwrap();
+    let (confirm, _, _) = agent.confirm(&accept).unwrap();
+    orchestrator.enroll_confirm(&session, &confirm).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_running_campaign_is_paused_resumed_and_cancelled_over_grpc_by_an_operator_only() {
+    let db = PgDatabase::create().await;
+    let orchestrator = orchestrator(pg_store(&db).await).await;
+    let admin = orchestrator.bootstrap_admin().await.unwrap().unwrap();
+    let caller = orchestrator.authenticate(&admin).await.unwrap();
+    let (_, viewer) = orchestrator
+        .create_api_token(&caller, "wallboard", pqescape_orchestrator::domain::Role::Viewer)
+        .await
+        .unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", grpc.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls_dir = TempDir::new();
+    let agents_tls =
+        pqescape_orchestrator::tls::GatewayTls::load_or_generate(&tls_dir.0, &[]).unwrap();
+    let listeners = server::Listeners { http, admin: grpc, agents, agents_tls };
+    let served = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
+        let _ = stopped.await;
+    }));
+
+    // An enrolled consumer whose agent is not connected: the campaign keeps its
+    // delivery pending, so it stays running until it is steered.
+    let mut consumers = ConsumersClient::connect(url.clone()).await.unwrap();
+    let created = consumers
+        .register(authed(register("edge-1", &[("env", "prod")]), &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    enroll(&orchestrator, &created.enrollment.unwrap().token).await;
+
+    let mut campaigns = CampaignsClient::connect(url).await.unwrap();
+    let plan = pb::CreateCampaignRequest {
+        name: "steered".into(),
+        selector: "env=prod".into(),
+        target_suite: "x25519-mlkem768".into(),
+        waves: vec![100],
+        deadline: now() + 3600,
+        ..Default::default()
+    };
+    let c = campaigns.create(authed(plan, &admin)).await.unwrap().into_inner();
+    let id = || pb::CampaignRef { id: c.id.clone() };
+    campaigns.arm(authed(id(), &admin)).await.unwrap();
+    let fire = pb::FireRequest { id: c.id.clone(), confirm: c.id.clone() };
+    assert_eq!(campaigns.fire(authed(fire, &admin)).await.unwrap().into_inner().state, "running");
+
+    let err = campaigns.pause(authed(id(), &viewer)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "a viewer cannot steer");
+    let err = campaigns.resume(authed(id(), &admin)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "only a paused campaign resumes");
+
+    let paused = campaigns.pause(authed(id(), &admin)).await.unwrap().into_inner();
+    assert_eq!(paused.state, "paused");
+    let resumed = campaigns.resume(authed(id(), &admin)).await.unwrap().into_inner();
+    assert_eq!(resumed.state, "running");
+    let cancelled = campaigns.cancel(authed(id(), &admin)).await.unwrap().into_inner();
+    assert_eq!(cancelled.state, "cancelled");
+    assert!(cancelled.finished_at.is_some());
+    let err = campaigns.resume(authed(id(), &admin)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "a cancelled campaign stays cancelled");
+    let stored = orchestrator.store().campaign(&c.id).await.unwrap().unwrap();
+    assert_eq!(stored.state.as_str(), "cancelled");
+
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    db.drop_now().await;
+}
