@@ -27,23 +27,44 @@ fn register(name: &str, labels: &[(&str, &str)]) -> pb::RegisterConsumerRequest 
     pb::RegisterConsumerRequest { name: name.into(), labels, token_ttl_secs: None }
 }
 
+/// The orchestrator's listeners on loopback, served until [`Served::stop`].
+struct Served {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _tls_dir: TempDir,
+}
+
+impl Served {
+    async fn start(orchestrator: &std::sync::Arc<pqescape_orchestrator::Orchestrator>) -> Self {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", grpc.local_addr().unwrap());
+        let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls_dir = TempDir::new();
+        let agents_tls =
+            pqescape_orchestrator::tls::GatewayTls::load_or_generate(&tls_dir.0, &[]).unwrap();
+        let listeners = server::Listeners { http, admin: grpc, agents, agents_tls };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
+            let _ = stopped.await;
+        }));
+        Self { url, stop, task, _tls_dir: tls_dir }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     let db = PgDatabase::create().await;
     let orchestrator = orchestrator(pg_store(&db).await).await;
     let admin = orchestrator.bootstrap_admin().await.unwrap().unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", grpc.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tls_dir = TempDir::new();
-    let agents_tls =
-        pqescape_orchestrator::tls::GatewayTls::load_or_generate(&tls_dir.0, &[]).unwrap();
-    let listeners = server::Listeners { http, admin: grpc, agents, agents_tls };
-    let served = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&orchestrator).await;
+    let url = served.url.clone();
 
     let mut consumers = ConsumersClient::connect(url.clone()).await.unwrap();
     let created = consumers
@@ -123,8 +144,7 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     );
     assert_eq!(report.entries, actions.len() as u64);
 
-    let _ = stop.send(());
-    served.await.unwrap().unwrap();
+    served.stop().await;
     db.drop_now().await;
 }
 
@@ -151,18 +171,8 @@ async fn a_running_campaign_is_paused_resumed_and_cancelled_over_grpc_by_an_oper
         .create_api_token(&caller, "wallboard", pqescape_orchestrator::domain::Role::Viewer)
         .await
         .unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", grpc.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agents = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tls_dir = TempDir::new();
-    let agents_tls =
-        pqescape_orchestrator::tls::GatewayTls::load_or_generate(&tls_dir.0, &[]).unwrap();
-    let listeners = server::Listeners { http, admin: grpc, agents, agents_tls };
-    let served = tokio::spawn(server::serve(orchestrator.clone(), listeners, None, async move {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(&orchestrator).await;
+    let url = served.url.clone();
 
     // An enrolled consumer whose agent is not connected: the campaign keeps its
     // delivery pending, so it stays running until it is steered.
@@ -206,7 +216,6 @@ async fn a_running_campaign_is_paused_resumed_and_cancelled_over_grpc_by_an_oper
     let stored = orchestrator.store().campaign(&c.id).await.unwrap().unwrap();
     assert_eq!(stored.state.as_str(), "cancelled");
 
-    let _ = stop.send(());
-    served.await.unwrap().unwrap();
+    served.stop().await;
     db.drop_now().await;
 }

@@ -866,29 +866,26 @@ macro_rules! sql_store {
                 migration: Option<&Migration>,
                 now: Timestamp,
             ) -> StoreResult<bool> {
-                let end = "UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
-                     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' AND pending_sealed = $5";
-                let Some(m) = migration else {
-                    let done = sqlx::query(end)
+                // The delivery's end, the first five parameters of every form below.
+                let ending = |sql| {
+                    sqlx::query(sql)
                         .bind(to.as_str())
                         .bind(now)
                         .bind(campaign_id)
                         .bind(consumer_id)
                         .bind(pending_sealed)
-                        .execute(&self.pool)
-                        .await?;
+                };
+                let end = "UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
+                     WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' AND pending_sealed = $5";
+                let Some(m) = migration else {
+                    let done = ending(end).execute(&self.pool).await?;
                     return Ok(done.rows_affected() > 0);
                 };
                 // One statement where the dialect allows it: a migration is the write
                 // every consumer of a campaign makes, and a transaction costs two
                 // more round trips (docs/performance.md).
                 if let Some(sql) = $migrate_in_one {
-                    let done = sqlx::query(sql)
-                        .bind(to.as_str())
-                        .bind(now)
-                        .bind(campaign_id)
-                        .bind(consumer_id)
-                        .bind(pending_sealed)
+                    let done = ending(sql)
                         .bind(&m.psk_sealed)
                         .bind(i64::from(m.key_id))
                         .bind(&m.suite)
@@ -897,12 +894,7 @@ macro_rules! sql_store {
                     return Ok(done.rows_affected() > 0);
                 }
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(end)
-                .bind(to.as_str())
-                .bind(now)
-                .bind(campaign_id)
-                .bind(consumer_id)
-                .bind(pending_sealed)
+                let done = ending(end)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
