@@ -91,18 +91,32 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
-/// First wait before an escape that drew no answer is sent again.
+/// Shortest first wait before an escape that drew no answer is sent again.
 pub const RETRY_FIRST: i64 = 5;
 /// Longest wait between two sends of the same escape.
 pub const RETRY_MAX: i64 = 300;
+/// Orchestrator time per answered escape, in milliseconds, rounded up from what a
+/// campaign costs (docs/performance.md): how long the answers ahead of an escape
+/// keep it waiting.
+pub const ANSWER_MS: u64 = 2;
+
+/// The first wait of a campaign with `in_flight` escapes out: [`RETRY_FIRST`], or,
+/// when more answers are ahead than the orchestrator gets through in that time,
+/// as long as they take. Without it a large campaign sends again what its agents
+/// have answered and the orchestrator has not yet read.
+pub fn first_wait(in_flight: u64) -> i64 {
+    let ahead = i64::try_from(in_flight.saturating_mul(ANSWER_MS) / 1000).unwrap_or(RETRY_MAX);
+    ahead.clamp(RETRY_FIRST, RETRY_MAX)
+}
 
 impl Delivery {
     /// Whether an escape sent and not yet answered is due to be sent again at `now`:
-    /// the wait doubles with each send, from [`RETRY_FIRST`] to [`RETRY_MAX`]
-    /// seconds. The same escape goes again (the agent resumes it), never a new one.
-    pub fn retry_due(&self, now: i64) -> bool {
+    /// the wait doubles with each send, from `first` (see [`first_wait`]) to
+    /// [`RETRY_MAX`] seconds. The same escape goes again (the agent resumes it),
+    /// never a new one.
+    pub fn retry_due(&self, now: i64, first: i64) -> bool {
         let sends = self.attempts.saturating_sub(1).min(16);
-        let wait = RETRY_FIRST.saturating_mul(1 << sends).min(RETRY_MAX);
+        let wait = first.saturating_mul(1 << sends).min(RETRY_MAX);
         self.state == DeliveryState::Sent && now - self.updated_at >= wait
     }
 }
@@ -142,16 +156,31 @@ mod tests {
         // Sent once (attempts 1): due after 5 s; after a retry (2): 10 s; then 20 s.
         for (attempts, wait) in [(1, 5), (2, 10), (3, 20), (7, 300), (40, 300)] {
             let d = sent(attempts, 1000);
-            assert!(!d.retry_due(1000 + wait - 1), "attempts {attempts}: not before {wait} s");
-            assert!(d.retry_due(1000 + wait), "attempts {attempts}: due at {wait} s");
+            let first = RETRY_FIRST;
+            assert!(
+                !d.retry_due(1000 + wait - 1, first),
+                "attempts {attempts}: not before {wait} s"
+            );
+            assert!(d.retry_due(1000 + wait, first), "attempts {attempts}: due at {wait} s");
         }
+    }
+
+    #[test]
+    fn the_first_wait_grows_with_the_answers_ahead() {
+        assert_eq!(first_wait(0), RETRY_FIRST);
+        assert_eq!(first_wait(1_000), RETRY_FIRST, "a thousand answers take 2 s");
+        assert_eq!(first_wait(19_000), 38);
+        assert_eq!(first_wait(u64::MAX), RETRY_MAX);
+        let d = sent(1, 1000);
+        assert!(!d.retry_due(1000 + 37, first_wait(19_000)));
+        assert!(d.retry_due(1000 + 38, first_wait(19_000)));
     }
 
     #[test]
     fn only_a_sent_delivery_is_retried() {
         for state in DeliveryState::ALL {
             let d = Delivery { state, ..sent(1, 0) };
-            assert_eq!(d.retry_due(10_000), state == DeliveryState::Sent, "{state:?}");
+            assert_eq!(d.retry_due(10_000, RETRY_FIRST), state == DeliveryState::Sent, "{state:?}");
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::Orchestrator;
 use crate::campaign::{Campaign, CampaignState};
 use crate::campaigns::wave_size;
 use crate::clock::now;
-use crate::delivery::{Delivery, DeliveryState as D, Migration, RETRY_FIRST};
+use crate::delivery::{Delivery, DeliveryState as D, Migration, first_wait};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
@@ -475,18 +475,18 @@ impl Orchestrator {
             .await?
             .as_deref()
             .map(pqescape_message::campaign::manifest_digest);
+        let first = first_wait(in_flight);
         let at = now();
         let mut after = String::new();
         loop {
-            let page =
-                self.store.dispatch_rows(&c.id, at - RETRY_FIRST, &after, DISPATCH_PAGE).await?;
+            let page = self.store.dispatch_rows(&c.id, at - first, &after, DISPATCH_PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             after.clone_from(&last.consumer_id);
             let full = page.len() == DISPATCH_PAGE as usize;
             let owed: Vec<_> =
                 page.into_iter().filter(|(d, _)| connected.contains(&d.consumer_id)).collect();
             for chunk in owed.chunks(DISPATCH_CHUNK) {
-                budget = self.send_chunk(c, chunk, budget, digest, at).await?;
+                budget = self.send_chunk(c, chunk, budget, digest, (at, first)).await?;
             }
             if !full {
                 break;
@@ -495,16 +495,16 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Records and sends one chunk of a dispatch: pending deliveries while `budget`
-    /// lasts, unanswered ones whose backoff has run out. Returns what is left of
-    /// the budget.
+    /// Records and sends one chunk of a dispatch at time `at`: pending deliveries
+    /// while `budget` lasts, unanswered ones whose backoff (from a first wait of
+    /// `first` seconds) has run out. Returns what is left of the budget.
     async fn send_chunk(
         &self,
         c: &Campaign,
         chunk: &[(Delivery, crate::store::SealedPsk)],
         mut budget: u64,
         digest: Option<[u8; 32]>,
-        at: i64,
+        (at, first): (i64, i64),
     ) -> Result<u64, EngineError> {
         let mut sends = Vec::new();
         let mut frames = Vec::new();
@@ -520,7 +520,7 @@ impl Orchestrator {
                         escape: Some(escape),
                     });
                 }
-                (D::Sent, Some(escape)) if d.retry_due(at) => {
+                (D::Sent, Some(escape)) if d.retry_due(at, first) => {
                     metrics::counter!("pqescape_escape_retries_total").increment(1);
                     tracing::info!(consumer.id = %d.consumer_id, attempts = d.attempts + 1, "escape unanswered; sending it again");
                     frames.push((d.consumer_id.clone(), escape.clone()));
