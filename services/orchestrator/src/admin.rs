@@ -127,15 +127,26 @@ impl Orchestrator {
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), AdminError> {
-        let entry = NewAuditEntry {
-            at: now(),
+        let entry = Self::audit_entry(caller, action, target, &detail, now());
+        self.store.append_audit(&entry).await?;
+        Ok(())
+    }
+
+    /// The audit entry of `caller`'s `action` on `target` at `at`.
+    pub(crate) fn audit_entry(
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        detail: &serde_json::Value,
+        at: i64,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            at,
             actor: caller.actor(),
             action: action.to_owned(),
             target: target.to_owned(),
             detail: detail.to_string(),
-        };
-        self.store.append_audit(&entry).await?;
-        Ok(())
+        }
     }
 
     fn token_ttl(&self, asked: Option<u64>) -> Result<i64, Invalid> {

@@ -163,8 +163,23 @@ impl Orchestrator {
             }
             _ => None,
         };
-        let updated =
-            self.store.transition_campaign(id, from, to, now(), manifest.as_deref()).await?;
+        // The change and its audit entry are stored in one transaction.
+        let digest = match &manifest {
+            Some(m) => Some(hex::encode(pqescape_message::campaign::manifest_digest(m))),
+            None => current.manifest_digest.clone(),
+        };
+        let detail = json!({
+            "from": current.state,
+            "to": to,
+            "manifest_digest": digest,
+            "deliveries": deliveries,
+        });
+        let at = now();
+        let entry = Self::audit_entry(caller, t.action(), id, &detail, at);
+        let updated = self
+            .store
+            .transition_campaign(id, from, to, at, manifest.as_deref(), Some(&entry))
+            .await?;
         let updated = updated.ok_or_else(|| {
             AdminError::Conflict(format!(
                 "campaign is {}; cannot {}",
@@ -172,13 +187,6 @@ impl Orchestrator {
                 t.action()
             ))
         })?;
-        let detail = json!({
-            "from": current.state,
-            "to": updated.state,
-            "manifest_digest": updated.manifest_digest,
-            "deliveries": deliveries,
-        });
-        self.record_change(caller, t.action(), id, detail).await?;
         if updated.state == CampaignState::Running {
             self.wake.notify_one();
         }

@@ -628,15 +628,16 @@ impl Orchestrator {
         detail: serde_json::Value,
     ) -> Result<(), EngineError> {
         let from = [CampaignState::Running];
-        if self.store.transition_campaign(&c.id, &from, to, now(), None).await?.is_some() {
-            let entry = NewAuditEntry {
-                at: now(),
-                actor: "engine".into(),
-                action: action.into(),
-                target: c.id.clone(),
-                detail: detail.to_string(),
-            };
-            self.store.append_audit(&entry).await?;
+        let at = now();
+        let entry = NewAuditEntry {
+            at,
+            actor: "engine".into(),
+            action: action.into(),
+            target: c.id.clone(),
+            detail: detail.to_string(),
+        };
+        let changed = self.store.transition_campaign(&c.id, &from, to, at, None, Some(&entry));
+        if changed.await?.is_some() {
             tracing::info!(campaign.id = %c.id, state = to.as_str(), "campaign state changed by the engine");
         }
         Ok(())

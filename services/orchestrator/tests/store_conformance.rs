@@ -210,13 +210,13 @@ async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
 
     assert!(
         store
-            .transition_campaign("c1", &[S::Armed], S::Running, 1_100, None)
+            .transition_campaign("c1", &[S::Armed], S::Running, 1_100, None, None)
             .await
             .unwrap()
             .is_none()
     );
     let armed = store
-        .transition_campaign("c1", &[S::Draft], S::Armed, 1_200, Some(b"manifest"))
+        .transition_campaign("c1", &[S::Draft], S::Armed, 1_200, Some(b"manifest"), None)
         .await
         .unwrap()
         .unwrap();
@@ -224,20 +224,40 @@ async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
     assert!(armed.manifest_digest.is_some());
     assert_eq!(store.campaign_manifest("c1").await.unwrap().unwrap(), b"manifest");
     let running = store
-        .transition_campaign("c1", &[S::Armed], S::Running, 1_300, None)
+        .transition_campaign("c1", &[S::Armed], S::Running, 1_300, None, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(running.fired_at, Some(1_300));
-    store.transition_campaign("c1", &[S::Running], S::Paused, 1_400, None).await.unwrap().unwrap();
+    // A change and its audit entry are stored together, or neither.
+    let entry = NewAuditEntry {
+        at: 1_400,
+        actor: "engine".into(),
+        action: "campaign.pause".into(),
+        target: "c1".into(),
+        detail: "{}".into(),
+    };
+    let entries = store.list_audit(0, 1_000).await.unwrap().len();
+    let refused =
+        store.transition_campaign("c1", &[S::Draft], S::Paused, 1_400, None, Some(&entry));
+    assert!(refused.await.unwrap().is_none());
+    assert_eq!(store.list_audit(0, 1_000).await.unwrap().len(), entries, "no entry without change");
+    store
+        .transition_campaign("c1", &[S::Running], S::Paused, 1_400, None, Some(&entry))
+        .await
+        .unwrap()
+        .unwrap();
+    let log = store.list_audit(0, 1_000).await.unwrap();
+    assert_eq!(log.len(), entries + 1);
+    assert_eq!(log.last().map(|e| e.action.as_str()), Some("campaign.pause"));
     let resumed = store
-        .transition_campaign("c1", &[S::Paused], S::Running, 1_500, None)
+        .transition_campaign("c1", &[S::Paused], S::Running, 1_500, None, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(resumed.fired_at, Some(1_300), "first fire time kept");
     let done = store
-        .transition_campaign("c1", &[S::Running], S::Cancelled, 1_600, None)
+        .transition_campaign("c1", &[S::Running], S::Cancelled, 1_600, None, None)
         .await
         .unwrap()
         .unwrap();
@@ -275,7 +295,11 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
 
     assert!(store.open_delivery_for(&a).await.unwrap().is_none(), "campaign not running yet");
     assert!(!store.channel_credentials(&a).await.unwrap().unwrap().owed, "nor owed");
-    store.transition_campaign("camp", &[S::Draft], S::Running, 1_200, None).await.unwrap().unwrap();
+    store
+        .transition_campaign("camp", &[S::Draft], S::Running, 1_200, None, None)
+        .await
+        .unwrap()
+        .unwrap();
     let d = store.open_delivery_for(&a).await.unwrap().unwrap();
     assert_eq!((d.state, d.sequence, d.wave), (D::Pending, 1, 0));
     assert!(store.open_delivery_for(&b).await.unwrap().is_none(), "wave 1 is not open");
@@ -468,7 +492,7 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
         assert_eq!(store.consumer(id).await.unwrap().unwrap().last_sequence, 1, "{id}");
     }
     assert!(store.dispatch_rows("batch", 2_000, "", 100).await.unwrap().is_empty(), "not running");
-    store.transition_campaign("batch", &[S::Draft], S::Running, 1_200, None).await.unwrap();
+    store.transition_campaign("batch", &[S::Draft], S::Running, 1_200, None, None).await.unwrap();
 
     // In consumer id order, a page at a time, each with its sealed PSK.
     let mut sorted = ids.clone();

@@ -341,8 +341,10 @@ pub trait Store: Send + Sync + 'static {
     async fn campaign_manifest(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
     /// A page of campaigns in id order.
     async fn list_campaigns(&self, after: Option<&str>, limit: u32) -> StoreResult<Page<Campaign>>;
-    /// Moves a campaign to `to` if it is in one of `from`; stores `manifest` if given.
-    /// Returns the campaign after the change, or `None` if it was not in `from`.
+    /// Moves a campaign to `to` if it is in one of `from`; stores `manifest` if given,
+    /// and appends `audit` to the audit log in the same transaction, so that no
+    /// change is ever stored without its entry. Returns the campaign after the
+    /// change, or `None` if it was not in `from` (and then appends nothing).
     async fn transition_campaign(
         &self,
         id: &str,
@@ -350,6 +352,7 @@ pub trait Store: Send + Sync + 'static {
         to: CampaignState,
         now: Timestamp,
         manifest: Option<&[u8]>,
+        audit: Option<&NewAuditEntry>,
     ) -> StoreResult<Option<Campaign>>;
 
     /// Creates the deliveries of a campaign, reserving each consumer's next sequence

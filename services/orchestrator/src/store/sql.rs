@@ -271,6 +271,42 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Appends `e` to the hash-chained audit log inside `tx`, under the lock that
+        /// keeps replicas from forking the chain.
+        async fn append_audit_in(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            e: &NewAuditEntry,
+        ) -> StoreResult<AuditEntry> {
+            if let Some(lock) = $audit_lock {
+                sqlx::query(lock).execute(&mut **tx).await?;
+            }
+            let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+            let (prev_seq, prev_hash) = match last {
+                Some(r) => (unsigned::<u64>("audit_log", r.try_get("seq")?)?, r.try_get::<Vec<u8>, _>("hash")?),
+                None => (0, audit::GENESIS.to_vec()),
+            };
+            let seq = prev_seq + 1;
+            let hash = audit::entry_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.target, &e.detail);
+            let seq_i64 = i64::try_from(seq).map_err(|_| corrupt("audit_log", "sequence overflow"))?;
+            let sql = format!(
+                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
+            );
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(seq_i64)
+                .bind(e.at)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.detail)
+                .bind(&prev_hash)
+                .bind(hash.to_vec())
+                .fetch_one(&mut **tx)
+                .await?;
+            audit_from_row(&row)
+        }
+
         #[async_trait]
         impl Store for $store {
             fn backend(&self) -> &'static str {
@@ -575,34 +611,7 @@ macro_rules! sql_store {
 
             async fn append_audit(&self, e: &NewAuditEntry) -> StoreResult<AuditEntry> {
                 let mut tx = self.pool.begin().await?;
-                if let Some(lock) = $audit_lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
-                let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (prev_seq, prev_hash) = match last {
-                    Some(r) => (unsigned::<u64>("audit_log", r.try_get("seq")?)?, r.try_get::<Vec<u8>, _>("hash")?),
-                    None => (0, audit::GENESIS.to_vec()),
-                };
-                let seq = prev_seq + 1;
-                let hash = audit::entry_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.target, &e.detail);
-                let seq_i64 = i64::try_from(seq).map_err(|_| corrupt("audit_log", "sequence overflow"))?;
-                let sql = format!(
-                    "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {AUDIT_COLUMNS}"
-                );
-                let row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(seq_i64)
-                    .bind(e.at)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(&e.target)
-                    .bind(&e.detail)
-                    .bind(&prev_hash)
-                    .bind(hash.to_vec())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let entry = audit_from_row(&row)?;
+                let entry = append_audit_in(&mut tx, e).await?;
                 tx.commit().await?;
                 Ok(entry)
             }
@@ -676,6 +685,7 @@ macro_rules! sql_store {
                 to: CampaignState,
                 now: Timestamp,
                 manifest: Option<&[u8]>,
+                audit: Option<&NewAuditEntry>,
             ) -> StoreResult<Option<Campaign>> {
                 let sql = format!(
                     "UPDATE campaigns SET state = $1, updated_at = $2, manifest = COALESCE($3, manifest), \
@@ -685,16 +695,21 @@ macro_rules! sql_store {
                      WHERE id = $4 AND state IN ({})",
                     state_list(from)
                 );
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(AssertSqlSafe(sql))
                     .bind(to.as_str())
                     .bind(now)
                     .bind(manifest)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                if let Some(entry) = audit {
+                    append_audit_in(&mut tx, entry).await?;
+                }
+                tx.commit().await?;
                 self.campaign(id).await
             }
 
