@@ -345,7 +345,8 @@ async fn past_its_deadline_a_campaign_expires_what_is_left_and_a_late_agent_stay
         "name": "short", "target_suite": "x25519-mlkem768", "waves": [100],
         "deadline": now() + 600,
     });
-    let campaign = fire_adjusted(&f, request, now() + 4).await;
+    // Long enough for the online agent to migrate on a loaded machine.
+    let campaign = fire_adjusted(&f, request, now() + 10).await;
     eventually("the online agent migrated", async || {
         count(&f, &campaign, DeliveryState::Migrated).await == 1
     })
