@@ -73,6 +73,11 @@ impl EngineError {
     }
 }
 
+/// A campaign's id as the store names it, from its 16 bytes on the wire.
+fn campaign_id_of(campaign: [u8; 16]) -> String {
+    uuid::Uuid::from_bytes(campaign).to_string()
+}
+
 fn uuid_bytes(id: &str) -> [u8; 16] {
     uuid::Uuid::parse_str(id).map(|u| *u.as_bytes()).unwrap_or([0; 16])
 }
@@ -172,7 +177,7 @@ impl Orchestrator {
         campaign: [u8; 16],
         sequence: u64,
     ) -> Result<Delivery, EngineError> {
-        let campaign_id = uuid::Uuid::from_bytes(campaign).to_string();
+        let campaign_id = campaign_id_of(campaign);
         let d =
             self.store.delivery(&campaign_id, consumer).await?.ok_or(EngineError::NoDelivery)?;
         if d.sequence != sequence {
@@ -199,7 +204,7 @@ impl Orchestrator {
 
     async fn on_ack(&self, consumer: &str, bytes: &[u8]) -> Result<(), EngineError> {
         let ack = Ack::decode(bytes)?;
-        let campaign_id = uuid::Uuid::from_bytes(ack.exchange.campaign.0).to_string();
+        let campaign_id = campaign_id_of(ack.exchange.campaign.0);
         let (d, sealed) = self
             .store
             .delivery_with_psk(&campaign_id, consumer)

@@ -67,11 +67,7 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     let url = served.url.clone();
 
     let mut consumers = ConsumersClient::connect(url.clone()).await.unwrap();
-    let created = consumers
-        .register(authed(register("edge-1", &[("env", "prod")]), &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let created = register_edge(&mut consumers, &admin).await;
     assert!(created.enrollment.unwrap().token.starts_with("pqe1."));
     let id = created.consumer.unwrap().id;
 
@@ -162,6 +158,15 @@ async fn the_admin_api_works_over_grpc_with_proper_status_codes() {
     db.drop_now().await;
 }
 
+/// Registers consumer `edge-1`, labelled `env=prod`, over gRPC.
+async fn register_edge(
+    consumers: &mut ConsumersClient<tonic::transport::Channel>,
+    admin: &str,
+) -> pb::RegisterConsumerResponse {
+    let request = authed(register("edge-1", &[("env", "prod")]), admin);
+    consumers.register(request).await.unwrap().into_inner()
+}
+
 /// Enrolls the registered consumer whose one-time token is `token`, as an agent
 /// would, through the orchestrator's own enrollment calls.
 async fn enroll(orchestrator: &pqescape_orchestrator::Orchestrator, token: &str) {
@@ -191,11 +196,7 @@ async fn a_running_campaign_is_paused_resumed_and_cancelled_over_grpc_by_an_oper
     // An enrolled consumer whose agent is not connected: the campaign keeps its
     // delivery pending, so it stays running until it is steered.
     let mut consumers = ConsumersClient::connect(url.clone()).await.unwrap();
-    let created = consumers
-        .register(authed(register("edge-1", &[("env", "prod")]), &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let created = register_edge(&mut consumers, &admin).await;
     enroll(&orchestrator, &created.enrollment.unwrap().token).await;
 
     let mut campaigns = CampaignsClient::connect(url).await.unwrap();
