@@ -19,21 +19,52 @@ fn mlkem(c: &mut Criterion) {
     let dk = ml_kem::DecapsulationKey::<MlKem768>::generate_from_rng(&mut rng);
     let ek = dk.encapsulation_key().clone();
     let (ct, _) = ek.encapsulate_with_rng(&mut rng);
-    c.bench_function("ml-kem-768 keygen", |b| {
+    c.bench_function("ml-kem-768 keygen (RustCrypto)", |b| {
         b.iter(|| ml_kem::DecapsulationKey::<MlKem768>::generate_from_rng(&mut rng))
     });
-    c.bench_function("ml-kem-768 encaps", |b| b.iter(|| ek.encapsulate_with_rng(&mut rng)));
-    c.bench_function("ml-kem-768 decaps", |b| b.iter(|| dk.decapsulate(black_box(&ct))));
+    c.bench_function("ml-kem-768 encaps (RustCrypto)", |b| {
+        b.iter(|| ek.encapsulate_with_rng(&mut rng))
+    });
+    c.bench_function("ml-kem-768 decaps (RustCrypto)", |b| {
+        b.iter(|| dk.decapsulate(black_box(&ct)))
+    });
     let dk = ml_kem::DecapsulationKey::<MlKem1024>::generate_from_rng(&mut rng);
     let ek = dk.encapsulation_key().clone();
-    c.bench_function("ml-kem-1024 encaps", |b| b.iter(|| ek.encapsulate_with_rng(&mut rng)));
+    c.bench_function("ml-kem-1024 encaps (RustCrypto)", |b| {
+        b.iter(|| ek.encapsulate_with_rng(&mut rng))
+    });
+}
+
+/// The implementation the services run (kem.rs).
+fn mlkem_aws_lc(c: &mut Criterion) {
+    use aws_lc_rs::kem::{DecapsulationKey, ML_KEM_768};
+    let dk = DecapsulationKey::generate(&ML_KEM_768).unwrap();
+    let ek = dk.encapsulation_key().unwrap();
+    let (ct, _) = ek.encapsulate().unwrap();
+    c.bench_function("ml-kem-768 keygen (aws-lc)", |b| {
+        b.iter(|| DecapsulationKey::generate(&ML_KEM_768).unwrap())
+    });
+    c.bench_function("ml-kem-768 encaps (aws-lc)", |b| b.iter(|| ek.encapsulate().unwrap()));
+    c.bench_function("ml-kem-768 decaps (aws-lc)", |b| {
+        b.iter(|| dk.decapsulate(black_box(ct.as_ref()).into()).unwrap())
+    });
 }
 
 fn x25519(c: &mut Criterion) {
     let mut rng = UnwrapErr(getrandom::SysRng);
     let peer = PublicKey::from(&EphemeralSecret::random_from_rng(&mut rng));
-    c.bench_function("x25519 keygen+dh", |b| {
+    c.bench_function("x25519 keygen+dh (x25519-dalek)", |b| {
         b.iter(|| EphemeralSecret::random_from_rng(&mut rng).diffie_hellman(black_box(&peer)))
+    });
+    use aws_lc_rs::agreement::{PrivateKey, UnparsedPublicKey, X25519, agree};
+    let peer = *peer.as_bytes();
+    c.bench_function("x25519 keygen+dh (aws-lc)", |b| {
+        b.iter(|| {
+            let key = PrivateKey::generate(&X25519).unwrap();
+            let public = key.compute_public_key().unwrap();
+            let peer = UnparsedPublicKey::new(&X25519, black_box(peer));
+            agree(&key, peer, (), |s| Ok(s.len() + public.as_ref().len())).unwrap()
+        })
     });
 }
 
@@ -61,5 +92,5 @@ fn symmetric(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, mlkem, x25519, mldsa, symmetric);
+criterion_group!(benches, mlkem, mlkem_aws_lc, x25519, mldsa, symmetric);
 criterion_main!(benches);

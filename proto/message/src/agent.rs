@@ -244,7 +244,7 @@ impl VerifiedEscape {
 
     /// Builds the acknowledgement with fresh key shares (§6.2) and the state that awaits
     /// the handshake response.
-    pub fn acknowledge<R: CryptoRng + ?Sized>(
+    pub fn acknowledge<R: CryptoRng + ?Sized + 'static>(
         self,
         rng: &mut R,
     ) -> Result<(AgentHandshake, Vec<u8>)> {

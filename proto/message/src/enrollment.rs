@@ -163,7 +163,7 @@ pub struct AgentEnrollment {
 
 impl AgentEnrollment {
     /// Starts enrollment with `token`; returns the state and the hello to send.
-    pub fn start<R: CryptoRng + ?Sized>(
+    pub fn start<R: CryptoRng + ?Sized + 'static>(
         token: EnrollmentToken,
         suite: Suite,
         rng: &mut R,
@@ -223,7 +223,7 @@ pub struct OrchestratorEnrollment {
 
 /// Answers a hello. The caller has decoded it with [`EnrollHello::decode`] and found a
 /// live, unused token with that id; it assigns the consumer id and key id.
-pub fn accept_enrollment<R: CryptoRng + ?Sized>(
+pub fn accept_enrollment<R: CryptoRng + ?Sized + 'static>(
     hello_bytes: &[u8],
     consumer: ConsumerId,
     key_id: KeyId,

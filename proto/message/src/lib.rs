@@ -4,6 +4,7 @@ pub mod campaign;
 pub mod channel;
 pub mod context;
 pub mod enrollment;
+pub mod entropy;
 pub mod error;
 pub mod freshness;
 pub mod kem;

@@ -135,7 +135,7 @@ fn seal_directives(
 ///
 /// Returns the handshake response and the state that awaits the agent's finished
 /// message. With `signer`, the response carries an ML-DSA-65 signature (§6.3).
-pub fn respond<R: CryptoRng + ?Sized>(
+pub fn respond<R: CryptoRng + ?Sized + 'static>(
     escape: &[u8],
     ack_bytes: &[u8],
     base: &SecretKey,

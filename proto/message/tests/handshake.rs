@@ -84,3 +84,54 @@ fn sequence_zero_cannot_be_sealed() {
     let err = seal_escape(&order(0), &psk(), &mut Drbg::new("zero")).unwrap_err();
     assert_eq!(err.kind(), "misuse");
 }
+
+#[test]
+fn either_side_may_run_either_ml_kem_and_both_agree() {
+    use pqescape_message::entropy::SystemEntropy;
+    use pqescape_message::types::Suite;
+    // The services pass SystemEntropy (aws-lc's ML-KEM); the vectors pass a seeded
+    // generator (RustCrypto's). Every pairing must yield one context.
+    for suite in [Suite::X25519MlKem768, Suite::X25519MlKem1024] {
+        for (agent_system, orchestrator_system) in
+            [(true, true), (true, false), (false, true), (false, false)]
+        {
+            let mut seeded = Drbg::new("both implementations");
+            let psk = psk();
+            let mut order = order(1);
+            order.suite = suite;
+            let escape = seal_escape(&order, &psk, &mut seeded).unwrap();
+            let verified =
+                verify_escape(&escape, &view(&[(1, &psk)], 0), &policy(), None, NOW).unwrap();
+            let (agent, ack) = if agent_system {
+                verified.acknowledge(&mut SystemEntropy::new()).unwrap()
+            } else {
+                verified.acknowledge(&mut seeded).unwrap()
+            };
+            let (pending, response) = if orchestrator_system {
+                respond(&escape, &ack, &psk, None, &mut SystemEntropy::new()).unwrap()
+            } else {
+                respond(&escape, &ack, &psk, None, &mut seeded).unwrap()
+            };
+            let (finished, agent_ctx) = agent.complete(&response, &policy()).unwrap();
+            let orch_ctx = pending.finish(&finished).unwrap();
+            let case = format!(
+                "{suite:?}, agent system {agent_system}, orchestrator system {orchestrator_system}"
+            );
+            assert_eq!(agent_ctx.next_psk(), orch_ctx.next_psk(), "{case}");
+            assert_ne!(agent_ctx.next_psk(), &psk, "{case}");
+        }
+    }
+}
+
+#[test]
+fn system_entropy_gives_fresh_shares_every_time() {
+    use pqescape_message::entropy::SystemEntropy;
+    let psk = psk();
+    let escape = seal_escape(&order(1), &psk, &mut Drbg::new("fresh")).unwrap();
+    let ack = || {
+        let verified =
+            verify_escape(&escape, &view(&[(1, &psk)], 0), &policy(), None, NOW).unwrap();
+        verified.acknowledge(&mut SystemEntropy::new()).unwrap().1
+    };
+    assert_ne!(ack(), ack(), "two acknowledgements of one escape share no key material");
+}

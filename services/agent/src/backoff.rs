@@ -30,16 +30,19 @@ impl Backoff {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let floor = self.base / 2;
-        let span = ceiling.saturating_sub(floor).as_millis().max(1);
-        let span = u64::try_from(span).unwrap_or(u64::MAX);
-        let jitter = rand_core::UnwrapErr(getrandom::SysRng).next_u64() % span;
-        floor + Duration::from_millis(jitter)
+        floor + uniform(ceiling.saturating_sub(floor))
     }
 
     /// After a connection that lasted: start again from `base`.
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
+}
+
+/// A delay drawn uniformly from [0, `max`], to the millisecond.
+pub fn uniform(max: Duration) -> Duration {
+    let span = u64::try_from(max.as_millis()).unwrap_or(u64::MAX).saturating_add(1);
+    Duration::from_millis(rand_core::UnwrapErr(getrandom::SysRng).next_u64() % span)
 }
 
 #[cfg(test)]
@@ -59,5 +62,15 @@ mod tests {
         assert_eq!(*ceilings.last().unwrap(), Duration::from_secs(60));
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn uniform_delays_stay_within_their_bound_and_vary() {
+        assert_eq!(uniform(Duration::ZERO), Duration::ZERO);
+        let max = Duration::from_secs(30);
+        let draws: Vec<Duration> = (0..200).map(|_| uniform(max)).collect();
+        assert!(draws.iter().all(|d| *d <= max));
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct delays in 200", distinct.len());
     }
 }

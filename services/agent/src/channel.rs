@@ -78,6 +78,9 @@ pub struct ChannelSettings {
     /// A pause before answering each message: `None` for a real agent; the fleet
     /// simulator uses it to model slow hosts.
     pub pace: Option<Duration>,
+    /// Longest random delay between a migration on a classical channel and the
+    /// move to an X25519MLKEM768 one.
+    pub upgrade_spread: Duration,
 }
 
 impl From<&Config> for ChannelSettings {
@@ -88,6 +91,7 @@ impl From<&Config> for ChannelSettings {
             timeout: Duration::from_secs(config.timeout_secs),
             hooks: config.hooks(),
             pace: None,
+            upgrade_spread: Duration::from_secs(config.channel_upgrade_spread_secs),
         }
     }
 }
@@ -181,8 +185,21 @@ async fn session(
     report_hooks(&handler, hooks, &tx).await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
+    // Set once this agent migrated on a classical channel. The new context is in
+    // force and every message on this channel is already authenticated under the
+    // new PSK, so the move can wait: a whole fleet moving at the instant it
+    // migrates would load the gateway with reconnections while the rest of the
+    // fleet still escapes.
+    let mut upgrade_at: Option<tokio::time::Instant> = None;
     loop {
+        let upgrade = async {
+            match upgrade_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
+            () = upgrade => break,
             frame = inbound.message() => match frame.map_err(status)?.and_then(|f| f.frame) {
                 None => return Ok(Ended::Closed),
                 Some(pb::gateway_frame::Frame::Message(bytes)) => {
@@ -193,8 +210,16 @@ async fn session(
                         tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
                     }
                     report_hooks(&handler, hooks, &tx).await?;
-                    if handler.migrated() && !tls.post_quantum {
-                        break;
+                    if handler.migrated() && !tls.post_quantum && upgrade_at.is_none() {
+                        let delay = crate::backoff::uniform(settings.upgrade_spread);
+                        if delay.is_zero() {
+                            break;
+                        }
+                        tracing::info!(
+                            upgrade_in_ms = delay.as_millis() as u64,
+                            "migrated: the channel moves to X25519MLKEM768 shortly"
+                        );
+                        upgrade_at = Some(tokio::time::Instant::now() + delay);
                     }
                 }
                 Some(pb::gateway_frame::Frame::Challenge(_)) => {

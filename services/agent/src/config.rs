@@ -33,6 +33,11 @@ pub struct Config {
     /// Extra environment variables for every hook (names in upper case).
     #[serde(default)]
     pub hook_env: std::collections::BTreeMap<String, String>,
+    /// Once migrated on a classical channel, the agent moves the channel to
+    /// X25519MLKEM768 after a random delay of up to this many seconds, so that a
+    /// fleet escaping together does not reconnect in one wave.
+    #[serde(default = "default_upgrade_spread")]
+    pub channel_upgrade_spread_secs: u64,
 }
 
 fn default_orchestrator() -> String {
@@ -56,6 +61,9 @@ fn default_hooks_dir() -> PathBuf {
 fn default_hook_timeout() -> u64 {
     120
 }
+fn default_upgrade_spread() -> u64 {
+    30
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -68,6 +76,7 @@ impl Default for Config {
             hooks_dir: default_hooks_dir(),
             hook_timeout_secs: default_hook_timeout(),
             hook_env: std::collections::BTreeMap::new(),
+            channel_upgrade_spread_secs: default_upgrade_spread(),
         }
     }
 }
@@ -110,6 +119,9 @@ impl Config {
         if let Some(d) = overrides.hooks_dir {
             config.hooks_dir = d;
         }
+        if let Some(s) = overrides.channel_upgrade_spread_secs {
+            config.channel_upgrade_spread_secs = s;
+        }
         if let Some(bad) = config.hook_env.keys().find(|k| {
             k.is_empty()
                 || k.starts_with("PQESCAPE_")
@@ -147,6 +159,8 @@ pub struct Overrides {
     pub ca_file: Option<PathBuf>,
     /// Hooks directory.
     pub hooks_dir: Option<PathBuf>,
+    /// Longest delay before moving the channel to X25519MLKEM768 after a migration.
+    pub channel_upgrade_spread_secs: Option<u64>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! orchestrator key out, written to the state directory.
 
 use pqescape_message::enrollment::{AgentEnrollment, EnrollmentToken};
+use pqescape_message::entropy::SystemEntropy;
 use pqescape_message::types::Suite;
 use zeroize::Zeroizing;
 
@@ -61,7 +62,7 @@ pub async fn enroll_with(
     let token = EnrollmentToken::parse(token_text).map_err(|_| EnrollError::BadToken)?;
     let mut client = connect(settings).await?;
 
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = SystemEntropy::new();
     let (session, hello) =
         AgentEnrollment::start(token, suite, &mut rng).map_err(EnrollError::Protocol)?;
     let answer =

@@ -5,6 +5,7 @@
 use pqescape_message::agent::{
     AgentHandshake, AgentPolicy, ConsumerView, resume_escape, verify_escape,
 };
+use pqescape_message::entropy::SystemEntropy;
 use pqescape_message::error::Error;
 use pqescape_message::message::{Escape, Exchange, Status};
 use pqescape_message::report::{REASON_HOOK_FAILED, seal_status};
@@ -131,9 +132,8 @@ impl EscapeHandler {
         state.last_sequence = verified.sequence();
         state.pending_escape = Some(hex::encode(bytes));
         self.store.save(&state)?;
-        let (handshake, ack) = verified
-            .acknowledge(&mut rand_core::UnwrapErr(getrandom::SysRng))
-            .map_err(EscapeError::Refused)?;
+        let (handshake, ack) =
+            verified.acknowledge(&mut SystemEntropy::new()).map_err(EscapeError::Refused)?;
         tracing::info!(
             sequence = state.last_sequence,
             resumed = resuming,

@@ -28,6 +28,10 @@ struct Cli {
     /// Directory of the hooks run after a migration.
     #[arg(long, env = "PQESCAPE_AGENT_HOOKS_DIR")]
     hooks_dir: Option<PathBuf>,
+    /// Longest random delay, in seconds, before the channel moves to X25519MLKEM768
+    /// after a migration (0: at once).
+    #[arg(long, env = "PQESCAPE_AGENT_CHANNEL_UPGRADE_SPREAD_SECS")]
+    channel_upgrade_spread_secs: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +63,7 @@ async fn main() -> ExitCode {
         state_dir: cli.state_dir,
         ca_file: cli.ca_file,
         hooks_dir: cli.hooks_dir,
+        channel_upgrade_spread_secs: cli.channel_upgrade_spread_secs,
     };
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(c) => c,

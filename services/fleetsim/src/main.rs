@@ -76,6 +76,10 @@ struct Cli {
     /// Wave sizes, cumulative percentages (e.g. 10,100).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     waves: Vec<u32>,
+    /// Longest random delay before an agent that migrated moves its channel to
+    /// X25519MLKEM768, as the agent's `channel_upgrade_spread_secs`.
+    #[arg(long, default_value_t = 30)]
+    upgrade_spread_secs: u64,
     /// Escapes in flight at once.
     #[arg(long, default_value_t = 100_000)]
     max_in_flight: u32,
@@ -141,6 +145,7 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         timeout: Duration::from_secs(30),
         hooks: HookSettings::none(),
         pace: None,
+        upgrade_spread: Duration::from_secs(cli.upgrade_spread_secs),
     };
 
     // Set-up: register and enroll, a few at a time.
@@ -262,6 +267,26 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
     let end = cli.orchestrator_pid.and_then(procstat::sample);
     let (sim_end, machine_end) =
         (procstat::sample(std::process::id()), procstat::machine_busy_seconds());
+    // Then every migrated agent moves its channel to X25519MLKEM768 (a drill
+    // changes nothing): how long until the whole fleet is on post-quantum channels,
+    // and what the moves cost the orchestrator.
+    let upgraded = if cli.drill {
+        None
+    } else {
+        let give_up = Instant::now() + Duration::from_secs(cli.upgrade_spread_secs + 60);
+        loop {
+            let pq = rest.post_quantum_agents().await?;
+            if pq >= online as u64 {
+                break Some(fired.elapsed());
+            }
+            if Instant::now() > give_up {
+                eprintln!("{pq} of {online} channels post-quantum; not waiting longer");
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let after_upgrades = upgraded.and(cli.orchestrator_pid).and_then(procstat::sample);
 
     // The figures.
     let t0 = if cli.wait {
@@ -300,6 +325,10 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         orchestrator_cpu: cpu_at_fire.zip(end).map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
         simulator_cpu: sim_at_fire.zip(sim_end).map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
         machine_cpu: machine_at_fire.zip(machine_end).map(|(a, b)| b - a),
+        channels_upgraded: upgraded,
+        orchestrator_cpu_with_upgrades: cpu_at_fire
+            .zip(after_upgrades)
+            .map(|(a, b)| b.cpu_seconds - a.cpu_seconds),
         orchestrator_peak_rss: end.map(|e| e.peak_rss),
         memory_per_agent,
         rows_written,

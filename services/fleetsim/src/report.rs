@@ -23,6 +23,10 @@ pub struct Summary {
     pub simulator_cpu: Option<f64>,
     /// CPU seconds the whole machine was busy from fire to the end.
     pub machine_cpu: Option<f64>,
+    /// From fire until every online agent held a post-quantum channel.
+    pub channels_upgraded: Option<Duration>,
+    /// Orchestrator CPU seconds from fire to [`Summary::channels_upgraded`].
+    pub orchestrator_cpu_with_upgrades: Option<f64>,
     /// Orchestrator peak resident memory, bytes.
     pub orchestrator_peak_rss: Option<u64>,
     /// Orchestrator resident memory added per idle connected agent, bytes.
@@ -68,6 +72,8 @@ impl Summary {
             "orchestrator_cpu_seconds": self.orchestrator_cpu,
             "simulator_cpu_seconds": self.simulator_cpu,
             "machine_cpu_seconds": self.machine_cpu,
+            "channels_upgraded_seconds": self.channels_upgraded.map(|d| d.as_secs_f64()),
+            "orchestrator_cpu_with_upgrades_seconds": self.orchestrator_cpu_with_upgrades,
             "orchestrator_peak_rss_bytes": self.orchestrator_peak_rss,
             "orchestrator_bytes_per_idle_agent": self.memory_per_agent,
             "store_rows_written": self.rows_written,
@@ -106,6 +112,18 @@ impl std::fmt::Display for Summary {
                 f,
                 "other CPU          simulator {sim:.2} s, rest of the machine (store) {other:.2} s"
             )?;
+        }
+        if let Some(at) = self.channels_upgraded {
+            write!(
+                f,
+                "channels upgraded  all {} post-quantum {:.2} s after fire",
+                self.online,
+                at.as_secs_f64()
+            )?;
+            match self.orchestrator_cpu_with_upgrades {
+                Some(cpu) => writeln!(f, " (orchestrator CPU until then {cpu:.2} s)")?,
+                None => writeln!(f)?,
+            }
         }
         if let Some(peak) = self.orchestrator_peak_rss {
             writeln!(f, "orchestrator peak  {:.1} MiB", peak as f64 / (1024.0 * 1024.0))?;

@@ -58,10 +58,20 @@ impl Rest {
 
     /// `pqescape_agents_connected` from `/metrics`.
     pub async fn connected_agents(&self) -> Result<u64, RestError> {
+        self.gauge("pqescape_agents_connected").await
+    }
+
+    /// `pqescape_agents_connected_post_quantum` from `/metrics`.
+    pub async fn post_quantum_agents(&self) -> Result<u64, RestError> {
+        self.gauge("pqescape_agents_connected_post_quantum").await
+    }
+
+    /// An unlabelled gauge from `/metrics` (0 until it is first set).
+    async fn gauge(&self, name: &str) -> Result<u64, RestError> {
         let text = self.get("/metrics").await?;
         let value = text
             .lines()
-            .find_map(|l| l.strip_prefix("pqescape_agents_connected "))
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
         Ok(value as u64)

@@ -15,16 +15,39 @@ use crate::gateway::pb::GatewayFrame;
 /// Frames queued towards one agent before the gateway stops reading from the engine.
 pub const OUTBOUND_QUEUE: usize = 16;
 
-/// A registered channel: its number (to tell replacements apart) and its sender.
+/// A registered channel: its number (to tell replacements apart), its sender and
+/// whether its TLS key exchange is post-quantum.
 struct Channel {
     id: u64,
     sender: mpsc::Sender<Result<GatewayFrame, tonic::Status>>,
+    post_quantum: bool,
+}
+
+/// The channels by consumer, and how many of them are post-quantum: after a
+/// campaign, operators watch the classical ones drain as agents move over.
+#[derive(Default)]
+struct Channels {
+    by_consumer: HashMap<String, Channel>,
+    post_quantum: usize,
+}
+
+impl Channels {
+    fn publish(&self) {
+        metrics::gauge!("pqescape_agents_connected").set(self.by_consumer.len() as f64);
+        metrics::gauge!("pqescape_agents_connected_post_quantum").set(self.post_quantum as f64);
+    }
+
+    fn take(&mut self, consumer: &str) -> Option<Channel> {
+        let old = self.by_consumer.remove(consumer)?;
+        self.post_quantum = self.post_quantum.saturating_sub(usize::from(old.post_quantum));
+        Some(old)
+    }
 }
 
 /// The registry of this replica's agent channels.
 #[derive(Default)]
 pub struct Connections {
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<Channels>,
     next_id: AtomicU64,
     /// Consumers whose agents sent a heartbeat since the last flush: recorded in
     /// the store in batches (engine.rs), not one write per heartbeat.
@@ -38,14 +61,21 @@ impl Connections {
         &self,
         consumer: &str,
         sender: mpsc::Sender<Result<GatewayFrame, tonic::Status>>,
+        post_quantum: bool,
     ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(old) = channels.insert(consumer.to_owned(), Channel { id, sender }) {
+        let mut channels = self.lock();
+        if let Some(old) = channels.take(consumer) {
             let _ = old.sender.try_send(Err(tonic::Status::aborted("replaced by a newer channel")));
         }
-        metrics::gauge!("pqescape_agents_connected").set(channels.len() as f64);
+        channels.post_quantum += usize::from(post_quantum);
+        channels.by_consumer.insert(consumer.to_owned(), Channel { id, sender, post_quantum });
+        channels.publish();
         id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Channels> {
+        self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Notes a heartbeat from `consumer`'s agent.
@@ -64,45 +94,64 @@ impl Connections {
 
     /// Forgets channel `id` of `consumer`, unless a newer one has replaced it.
     pub fn remove(&self, consumer: &str, id: u64) {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if channels.get(consumer).is_some_and(|c| c.id == id) {
-            channels.remove(consumer);
+        let mut channels = self.lock();
+        if channels.by_consumer.get(consumer).is_some_and(|c| c.id == id) {
+            channels.take(consumer);
         }
-        metrics::gauge!("pqescape_agents_connected").set(channels.len() as f64);
+        channels.publish();
     }
 
     /// Queues a frame towards `consumer`'s agent; false if it is not connected here
     /// or its queue is full (the engine retries on its next sweep or attach).
     pub fn send(&self, consumer: &str, frame: GatewayFrame) -> bool {
-        let channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        channels.get(consumer).is_some_and(|c| c.sender.try_send(Ok(frame)).is_ok())
+        self.lock().by_consumer.get(consumer).is_some_and(|c| c.sender.try_send(Ok(frame)).is_ok())
     }
 
     /// The consumers connected to this replica.
     pub fn consumers(&self) -> Vec<String> {
-        self.channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect()
+        self.lock().by_consumer.keys().cloned().collect()
     }
 
     /// Whether `consumer` has a channel on this replica.
     pub fn is_connected(&self, consumer: &str) -> bool {
-        self.channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(consumer)
+        self.lock().by_consumer.contains_key(consumer)
     }
 
     /// How many agents are connected to this replica.
     pub fn len(&self) -> usize {
-        self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.lock().by_consumer.len()
     }
 
     /// Whether no agent is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many of them hold a post-quantum channel.
+    pub fn post_quantum(&self) -> usize {
+        self.lock().post_quantum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_quantum_channels_are_counted_through_replacement_and_removal() {
+        let connections = Connections::default();
+        let sender = || mpsc::channel(1).0;
+        let a = connections.insert("a", sender(), false);
+        connections.insert("b", sender(), true);
+        assert_eq!((connections.len(), connections.post_quantum()), (2, 1));
+        // a moves to a post-quantum channel; its classical one goes away late.
+        let a_pq = connections.insert("a", sender(), true);
+        connections.remove("a", a);
+        assert_eq!((connections.len(), connections.post_quantum()), (2, 2));
+        connections.remove("a", a_pq);
+        assert_eq!((connections.len(), connections.post_quantum()), (1, 1));
+        // b comes back classical (a restarted agent that lost its state, say).
+        connections.insert("b", sender(), false);
+        assert_eq!((connections.len(), connections.post_quantum()), (1, 0));
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pqescape_message::context::NewContext;
+use pqescape_message::entropy::SystemEntropy;
 use pqescape_message::error::Rejection;
 use pqescape_message::message::{Ack, Finished, Status, StatusReport};
 use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
@@ -230,8 +231,7 @@ impl Orchestrator {
         let sealed = sealed.ok_or(EngineError::NoDelivery)?;
         let psk = self.open_psk(consumer, &sealed.sealed)?;
         let signer = self.signs_handshakes(&d.campaign_id).await?.then_some(&self.signer);
-        let (pending, response) =
-            respond(&escape, bytes, &psk, signer, &mut rand_core::UnwrapErr(getrandom::SysRng))?;
+        let (pending, response) = respond(&escape, bytes, &psk, signer, &mut SystemEntropy::new())?;
 
         // The acknowledgement and the pending context are stored in one write, before
         // the response goes: one row version per step is what a large campaign's

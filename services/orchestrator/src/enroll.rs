@@ -5,6 +5,7 @@
 //! token's row, so any replica can take the confirm.
 
 use pqescape_message::enrollment::{OrchestratorEnrollment, accept_enrollment};
+use pqescape_message::entropy::SystemEntropy;
 use pqescape_message::message::EnrollHello;
 use pqescape_message::types::ConsumerId;
 use serde_json::json;
@@ -66,7 +67,7 @@ impl Orchestrator {
         let consumer = self.store.consumer(&token.consumer_id).await?.ok_or(EnrollError::Token)?;
         let key_id = consumer.key_id.checked_add(1).ok_or(EnrollError::Token)?;
 
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let mut rng = SystemEntropy::new();
         let id = consumer_bytes(&consumer.id)?;
         let (state, accept) = accept_enrollment(hello, id, key_id, &self.signer, &mut rng)?;
         let sealed = self.master.seal(Purpose::EnrollmentSession, &token_id, &state.to_bytes());

@@ -171,7 +171,7 @@ async fn serve_channel(
     {
         metrics::counter!("pqescape_escapes_sent_total").increment(1);
     }
-    let channel = o.connections.insert(&consumer, tx);
+    let channel = o.connections.insert(&consumer, tx, security.post_quantum);
     if pending {
         o.wake.notify_one();
     }

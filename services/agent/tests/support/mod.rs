@@ -82,6 +82,7 @@ impl Fixture {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pqescape-agent"));
         cmd.arg("--orchestrator").arg(&self.gateway).arg("--ca-file").arg(&self.ca_file);
         cmd.arg("--state-dir").arg(state).arg("--hooks-dir").arg(hooks_dir(state));
+        cmd.args(["--channel-upgrade-spread-secs", "0"]);
         cmd
     }
 

@@ -44,7 +44,7 @@ fn main() {
 
 /// Mean time per consumer on each side of the escape exchange.
 fn exchange(rounds: u32) -> (Duration, Duration) {
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut rng = pqescape_message::entropy::SystemEntropy::new();
     let psk = SecretKey::from_bytes([5; 32]);
     let policy = AgentPolicy::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
