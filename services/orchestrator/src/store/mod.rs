@@ -9,6 +9,7 @@
 //! Secret columns only ever hold values sealed under the master key; the store
 //! never sees a PSK or a signing key in clear.
 
+mod lease;
 mod postgres;
 mod report;
 mod sql;

@@ -3,17 +3,16 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 use std::str::FromStr;
-use std::time::Duration;
 
 use super::StoreResult;
-
-/// A pooled connection idle this long is pinged before use.
-const PING_WHEN_IDLE: Duration = Duration::from_secs(10);
+use super::lease::{Leases, PING_WHEN_IDLE};
 
 /// PostgreSQL store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: Pool<Postgres>,
+    /// The escape path's connections, kept between its statements (lease.rs).
+    leases: Leases<Postgres>,
 }
 
 impl PgStore {
@@ -38,7 +37,8 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let keep = usize::try_from(max_connections / 2).unwrap_or(0);
+        Ok(Self { leases: Leases::new(pool.clone(), keep), pool })
     }
 }
 

@@ -432,7 +432,9 @@ macro_rules! sql_store {
                      FROM consumers WHERE id = $1",
                     open_deliveries_of("consumers.id")
                 );
-                let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                let mut lease = self.leases.lease().await?;
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(lease.conn()).await?;
+                lease.give_back();
                 let Some(row) = row else { return Ok(None) };
                 let consumer = consumer_from_row(&row)?;
                 let sealed: Option<Vec<u8>> = row.try_get("psk_sealed")?;
@@ -831,7 +833,13 @@ macro_rules! sql_store {
                     "SELECT {DELIVERY_COLUMNS}, c.key_id AS psk_key_id, c.psk_sealed FROM deliveries d \
                      JOIN consumers c ON c.id = d.consumer_id WHERE d.campaign_id = $1 AND d.consumer_id = $2"
                 );
-                let row = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id).bind(consumer_id).fetch_optional(&self.pool).await?;
+                let mut lease = self.leases.lease().await?;
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(campaign_id)
+                    .bind(consumer_id)
+                    .fetch_optional(lease.conn())
+                    .await?;
+                lease.give_back();
                 let Some(row) = row else { return Ok(None) };
                 let delivery = delivery_from_row(&row)?;
                 let sealed: Option<Vec<u8>> = row.try_get("psk_sealed")?;
@@ -859,16 +867,17 @@ macro_rules! sql_store {
                      WHERE campaign_id = $6 AND consumer_id = $7 AND state IN ({})",
                     delivery_list(from)
                 );
-                let done = sqlx::query(AssertSqlSafe(sql))
+                let query = sqlx::query(AssertSqlSafe(sql))
                     .bind(to.as_str())
                     .bind(reason)
                     .bind(escape)
                     .bind(pending_sealed)
                     .bind(now)
                     .bind(campaign_id)
-                    .bind(consumer_id)
-                    .execute(&self.pool)
-                    .await?;
+                    .bind(consumer_id);
+                let mut lease = self.leases.lease().await?;
+                let done = query.execute(lease.conn()).await?;
+                lease.give_back();
                 Ok(done.rows_affected() == 1)
             }
 
@@ -893,19 +902,23 @@ macro_rules! sql_store {
                 let end = "UPDATE deliveries SET state = $1, pending_sealed = NULL, updated_at = $2 \
                      WHERE campaign_id = $3 AND consumer_id = $4 AND state = 'negotiating' AND pending_sealed = $5";
                 let Some(m) = migration else {
-                    let done = ending(end).execute(&self.pool).await?;
+                    let mut lease = self.leases.lease().await?;
+                    let done = ending(end).execute(lease.conn()).await?;
+                    lease.give_back();
                     return Ok(done.rows_affected() > 0);
                 };
                 // One statement where the dialect allows it: a migration is the write
                 // every consumer of a campaign makes, and a transaction costs two
                 // more round trips (docs/performance.md).
                 if let Some(sql) = $migrate_in_one {
+                    let mut lease = self.leases.lease().await?;
                     let done = ending(sql)
                         .bind(&m.psk_sealed)
                         .bind(i64::from(m.key_id))
                         .bind(&m.suite)
-                        .execute(&self.pool)
+                        .execute(lease.conn())
                         .await?;
+                    lease.give_back();
                     return Ok(done.rows_affected() > 0);
                 }
                 let mut tx = self.pool.begin().await?;

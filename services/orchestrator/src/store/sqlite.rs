@@ -7,12 +7,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite};
 
 use super::StoreResult;
+use super::lease::Leases;
 
 /// SQLite store. One connection: SQLite has one writer at a time anyway, and a
 /// single connection makes every transaction serial without busy retries.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: Pool<Sqlite>,
+    /// Keeps nothing: a kept connection would be the pool's only one.
+    leases: Leases<Sqlite>,
 }
 
 impl SqliteStore {
@@ -40,7 +43,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { leases: Leases::new(pool.clone(), 0), pool })
     }
 }
 
