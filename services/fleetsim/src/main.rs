@@ -274,8 +274,11 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         None
     } else {
         let give_up = Instant::now() + Duration::from_secs(cli.upgrade_spread_secs + 60);
+        let mut pq = 0;
         loop {
-            let pq = rest.post_quantum_agents().await?;
+            // A failed poll (the process out of sockets while agents reconnect, say)
+            // is retried on the next tick.
+            pq = rest.post_quantum_agents().await.unwrap_or(pq);
             if pq >= online as u64 {
                 break Some(fired.elapsed());
             }
