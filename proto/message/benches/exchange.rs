@@ -5,14 +5,15 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use pqescape_message::agent::{AgentHandshake, AgentPolicy, ConsumerView, verify_escape};
 use pqescape_message::campaign::{ManifestOrder, sign_manifest, verify_manifest};
+use pqescape_message::entropy::SystemEntropy;
 use pqescape_message::orchestrator::{EscapeOrder, PendingContext, respond, seal_escape};
 use pqescape_message::secret::SecretKey;
 use pqescape_message::sign::OrchestratorSigningKey;
 use pqescape_message::types::{CampaignId, ConsumerId, KeyMode, Suite};
-use rand_core::UnwrapErr;
 
 const NOW: u64 = 1_767_225_600;
-type Rng = UnwrapErr<getrandom::SysRng>;
+/// What the services pass: the exchange then runs ML-KEM in aws-lc (kem.rs).
+type Rng = SystemEntropy;
 
 fn order() -> EscapeOrder<'static> {
     EscapeOrder {
@@ -64,7 +65,7 @@ impl Fixture {
 
 fn orchestrator(c: &mut Criterion) {
     let f = Fixture::new();
-    let mut rng = UnwrapErr(getrandom::SysRng);
+    let mut rng = SystemEntropy::new();
     let escape = seal_escape(&order(), &f.psk, &mut rng).unwrap();
     let (_, ack) = f.verify(&escape).acknowledge(&mut rng).unwrap();
     let mut g = c.benchmark_group("orchestrator per consumer");
@@ -87,7 +88,7 @@ fn orchestrator(c: &mut Criterion) {
 
 fn agent(c: &mut Criterion) {
     let f = Fixture::new();
-    let mut rng = UnwrapErr(getrandom::SysRng);
+    let mut rng = SystemEntropy::new();
     let escape = seal_escape(&order(), &f.psk, &mut rng).unwrap();
     let mut g = c.benchmark_group("agent per consumer");
     g.bench_function("verify escape", |b| b.iter(|| f.verify(&escape)));
@@ -98,7 +99,7 @@ fn agent(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let mut setup_rng = UnwrapErr(getrandom::SysRng);
+    let mut setup_rng = SystemEntropy::new();
     g.bench_function("complete handshake", |b| {
         b.iter_batched(
             || {
@@ -114,7 +115,7 @@ fn agent(c: &mut Criterion) {
 
 fn whole(c: &mut Criterion) {
     let f = Fixture::new();
-    let mut rng = UnwrapErr(getrandom::SysRng);
+    let mut rng = SystemEntropy::new();
     c.bench_function("whole exchange, both sides", |b| {
         b.iter(|| {
             let (agent, pending, response) = f.until_response(&mut rng);
