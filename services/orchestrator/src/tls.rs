@@ -179,6 +179,12 @@ fn acceptor(
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
+    // No session resumption: an agent connects with a fresh client configuration
+    // each time (its trust anchors re-read from its CA file), so a ticket would
+    // never be used, and issuing the default two per connection costs both sides
+    // work on every reconnection of a fleet.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -347,6 +353,44 @@ mod tests {
                 .unwrap()
                 .contains("PRIVATE")
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_gateway_issues_no_session_tickets() {
+        use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
+        use rustls::pki_types::ServerName;
+        let dir = std::env::temp_dir().join(format!("pqescape-tickets-{}", std::process::id()));
+        let tls = GatewayTls::load_or_generate(&dir, &[]).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(tls.ca_file().unwrap()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tickets = Arc::new(ClientSessionMemoryCache::new(8));
+        let mut client_config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        client_config.resumption = Resumption::store(tickets.clone());
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client =
+            rustls::ClientConnection::new(Arc::new(client_config), name.clone()).unwrap();
+        let mut server = rustls::ServerConnection::new(tls.acceptor.config().clone()).unwrap();
+        // The two sides in memory, until neither has anything left to send.
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).unwrap();
+            server.read_tls(&mut wire.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            let mut wire = Vec::new();
+            server.write_tls(&mut wire).unwrap();
+            client.read_tls(&mut wire.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert!(tickets.take_tls13_ticket(&name).is_none(), "a ticket no agent would use");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

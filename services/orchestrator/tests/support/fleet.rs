@@ -83,7 +83,7 @@ fn newer_than(dir: &Path, time: SystemTime) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
         let path = entry.path();
         let name = entry.file_name();
-        if path.is_dir() && name != "tests" && name != "fuzz" {
+        if path.is_dir() && !["tests", "fuzz", "benches", "examples"].iter().any(|n| name == *n) {
             if let Some(found) = newer_than(&path, time) {
                 return Some(found);
             }
