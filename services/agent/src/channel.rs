@@ -6,17 +6,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pqescape_frames::{FrameError, FrameReader, write_frame};
 use pqescape_message::channel::seal_hello;
 use pqescape_message::secret::SecretKey;
 use pqescape_message::types::{ConsumerId, Suite};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use prost::Message;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::escape::EscapeHandler;
 use crate::gateway::pb;
-use crate::gateway::pb::agent_gateway_client::AgentGatewayClient;
 use crate::hooks::HookSettings;
 use crate::state::{AgentState, StateDir, StateStore};
 use crate::tls::{self, Groups};
@@ -55,14 +57,60 @@ pub enum ChannelError {
     Protocol(String),
 }
 
-fn status(s: tonic::Status) -> ChannelError {
-    match s.code() {
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-            ChannelError::Refused(s.message().to_owned())
-        }
-        _ => ChannelError::Transport(format!("{}: {}", s.code(), s.message())),
+/// The sending half of a channel.
+struct Outbound(WriteHalf<TlsStream<TcpStream>>);
+
+impl Outbound {
+    async fn send(&mut self, frame: pb::agent_frame::Frame) -> Result<(), ChannelError> {
+        let bytes = pb::AgentFrame { frame: Some(frame) }.encode_to_vec();
+        write_frame(&mut self.0, &bytes).await.map_err(|e| ChannelError::Transport(e.to_string()))
     }
 }
+
+/// The receiving half of a channel; [`Inbound::recv`] is cancel-safe.
+struct Inbound {
+    read: ReadHalf<TlsStream<TcpStream>>,
+    frames: FrameReader,
+}
+
+impl Inbound {
+    /// The next frame, `Ok(None)` once the gateway closed the stream; a closing
+    /// frame comes back as the error or end it announces.
+    async fn recv(&mut self) -> Result<Option<pb::gateway_frame::Frame>, ChannelError> {
+        let Some(bytes) = self.frames.next(&mut self.read).await.map_err(|e| match e {
+            FrameError::Io(e) => ChannelError::Transport(e.to_string()),
+            other => ChannelError::Protocol(other.to_string()),
+        })?
+        else {
+            return Ok(None);
+        };
+        let frame = pb::GatewayFrame::decode(bytes.as_slice())
+            .map_err(|_| ChannelError::Protocol("a frame that is not a GatewayFrame".into()))?;
+        match frame.frame {
+            Some(pb::gateway_frame::Frame::Closing(closing)) => closed(closing.reason()),
+            other => Ok(other),
+        }
+    }
+}
+
+/// What a closing frame means for this agent.
+fn closed(reason: pb::closing::Reason) -> Result<Option<pb::gateway_frame::Frame>, ChannelError> {
+    use pb::closing::Reason;
+    match reason {
+        Reason::Refused => Err(ChannelError::Refused("channel hello refused".into())),
+        Reason::Shutdown => Ok(None),
+        Reason::Timeout => Err(ChannelError::Transport("no channel hello in time".into())),
+        Reason::Replaced => {
+            Err(ChannelError::Transport("replaced by a newer channel of this consumer".into()))
+        }
+        Reason::Broken | Reason::Unspecified => {
+            Err(ChannelError::Protocol("the gateway found the channel broken".into()))
+        }
+    }
+}
+
+/// Largest frame the gateway may send: an escape with its manifest is a few KiB.
+const MAX_FRAME: usize = 64 * 1024;
 
 /// What a channel needs besides the agent's state.
 #[derive(Clone, Debug)]
@@ -157,32 +205,34 @@ async fn session(
     // Once migrated, never again a classical-only channel (protocol.md §8.4).
     let migrated = Suite::from_name(&state.suite).is_some_and(|s| s.is_post_quantum());
     let groups = if migrated { Groups::PostQuantum } else { Groups::Classical };
-    let (channel, tls) =
-        tls::connect(&settings.orchestrator, &settings.ca_file, groups, settings.timeout)
+    let (stream, tls) =
+        tls::open_channel(&settings.orchestrator, &settings.ca_file, groups, settings.timeout)
             .await
             .map_err(|e| ChannelError::Transport(e.to_string()))?;
-    let mut client = AgentGatewayClient::new(channel);
-    let (tx, rx) = mpsc::channel(16);
-    let mut inbound = client.attach(ReceiverStream::new(rx)).await.map_err(status)?.into_inner();
+    let (read, write) = tokio::io::split(stream);
+    let mut inbound = Inbound { read, frames: FrameReader::new(MAX_FRAME) };
+    let mut outbound = Outbound(write);
 
-    let challenge = match inbound.message().await.map_err(status)?.and_then(|f| f.frame) {
+    let first = tokio::time::timeout(settings.timeout, inbound.recv())
+        .await
+        .map_err(|_| ChannelError::Transport("no challenge in time".into()))??;
+    let challenge = match first {
         Some(pb::gateway_frame::Frame::Challenge(c)) => <[u8; 16]>::try_from(c.as_slice())
             .map_err(|_| ChannelError::Protocol("challenge of the wrong length".into()))?,
+        None => return Ok(Ended::Closed),
         _ => {
             return Err(ChannelError::Protocol("the gateway did not open with a challenge".into()));
         }
     };
     let hello = seal_hello(consumer, key_id, &psk, challenge, AGENT_VERSION, &tls.binding)
         .map_err(|e| ChannelError::Protocol(e.to_string()))?;
-    let send = |frame| pb::AgentFrame { frame: Some(frame) };
-    let closed = |_| ChannelError::Transport("stream closed".into());
-    tx.send(send(pb::agent_frame::Frame::Message(hello))).await.map_err(closed)?;
+    outbound.send(pb::agent_frame::Frame::Message(hello)).await?;
     tracing::info!(consumer.id = %consumer, tls.post_quantum = tls.post_quantum, "channel open");
 
     let mut handler = EscapeHandler::new(store.clone());
     let hooks = &settings.hooks;
     // Hooks a crash left owed run now that the orchestrator can hear their outcome.
-    report_hooks(&handler, hooks, &tx).await?;
+    report_hooks(&handler, hooks, &mut outbound).await?;
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     // Set once this agent migrated on a classical channel. The new context is in
@@ -200,16 +250,16 @@ async fn session(
         };
         tokio::select! {
             () = upgrade => break,
-            frame = inbound.message() => match frame.map_err(status)?.and_then(|f| f.frame) {
+            frame = inbound.recv() => match frame? {
                 None => return Ok(Ended::Closed),
                 Some(pb::gateway_frame::Frame::Message(bytes)) => {
                     if let Some(pause) = settings.pace {
                         tokio::time::sleep(pause).await;
                     }
                     for reply in handle(&mut handler, &bytes) {
-                        tx.send(send(pb::agent_frame::Frame::Message(reply))).await.map_err(closed)?;
+                        outbound.send(pb::agent_frame::Frame::Message(reply)).await?;
                     }
-                    report_hooks(&handler, hooks, &tx).await?;
+                    report_hooks(&handler, hooks, &mut outbound).await?;
                     if handler.migrated() && !tls.post_quantum && upgrade_at.is_none() {
                         let delay = crate::backoff::uniform(settings.upgrade_spread);
                         if delay.is_zero() {
@@ -225,18 +275,19 @@ async fn session(
                 Some(pb::gateway_frame::Frame::Challenge(_)) => {
                     return Err(ChannelError::Protocol("a second challenge".into()));
                 }
+                // A closing frame is an end or an error by now.
+                Some(pb::gateway_frame::Frame::Closing(_)) => return Ok(Ended::Closed),
             },
             _ = beat.tick() => {
-                let heartbeat = send(pb::agent_frame::Frame::Heartbeat(pb::Heartbeat {}));
-                tx.send(heartbeat).await.map_err(closed)?;
+                outbound.send(pb::agent_frame::Frame::Heartbeat(pb::Heartbeat {})).await?;
             }
         }
     }
     // Migrated on a classical channel: end it gracefully. Closing our side lets the
     // gateway read everything sent before (finished message, report) and then end
-    // the stream; dropping it outright could reset the stream under unread frames.
-    drop(tx);
-    let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+    // the channel; dropping the connection could lose frames in flight.
+    let _ = outbound.0.shutdown().await;
+    let drained = async { while let Ok(Some(_)) = inbound.recv().await {} };
     let _ = tokio::time::timeout(settings.timeout, drained).await;
     Ok(Ended::Upgrade)
 }
@@ -245,14 +296,11 @@ async fn session(
 async fn report_hooks(
     handler: &EscapeHandler,
     hooks: &HookSettings,
-    tx: &mpsc::Sender<pb::AgentFrame>,
+    outbound: &mut Outbound,
 ) -> Result<(), ChannelError> {
     match handler.run_pending_hooks(hooks).await {
         Ok(None) => Ok(()),
-        Ok(Some(report)) => {
-            let frame = pb::AgentFrame { frame: Some(pb::agent_frame::Frame::Message(report)) };
-            tx.send(frame).await.map_err(|_| ChannelError::Transport("stream closed".into()))
-        }
+        Ok(Some(report)) => outbound.send(pb::agent_frame::Frame::Message(report)).await,
         Err(e) => {
             tracing::warn!(error = %e, "could not run the pending hooks");
             Ok(())

@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, NamedGroup, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Key exchange groups the agent offers.
@@ -58,44 +59,101 @@ pub enum TlsError {
     Connect(String),
 }
 
-/// Connects to the gateway at `url`, trusting the CA certificates in `ca_file`.
-/// Returns the gRPC channel and what its TLS session settled.
+/// Where the gateway is: its name for the certificate check, its address.
+#[derive(Clone)]
+struct Target {
+    server_name: ServerName<'static>,
+    address: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, TlsError> {
+        let uri: Uri = url.parse().map_err(|e| TlsError::Url(format!("{url}: {e}")))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(TlsError::Url(format!(
+                "{url}: the agent gateway speaks TLS; use https://"
+            )));
+        }
+        let host = uri.host().ok_or_else(|| TlsError::Url(format!("{url}: no host")))?;
+        let host = host.trim_matches(['[', ']']);
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| TlsError::Url(format!("{url}: {e}")))?;
+        let port = uri.port_u16().unwrap_or(443);
+        Ok(Self { server_name, address: format!("{host}:{port}") })
+    }
+
+    /// TCP, then TLS; the stream and what its session settled.
+    async fn handshake(
+        &self,
+        connector: &TlsConnector,
+    ) -> io::Result<(TlsStream<TcpStream>, Session)> {
+        let tcp = TcpStream::connect(&self.address).await?;
+        tcp.set_nodelay(true)?;
+        // An idle channel carries a heartbeat every 20 s and the gateway sends
+        // nothing back, so the kernel's probes are what notice a gateway that
+        // vanished without a word (a host gone, a partition).
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(&probes)?;
+        let stream = connector.connect(self.server_name.clone(), tcp).await?;
+        let connection = stream.get_ref().1;
+        let post_quantum = connection
+            .negotiated_key_exchange_group()
+            .is_some_and(|g| g.name() == NamedGroup::X25519MLKEM768);
+        let binding = connection
+            .export_keying_material([0u8; TLS_BINDING_LEN], TLS_BINDING_LABEL, None)
+            .map_err(io::Error::other)?;
+        Ok((stream, Session { post_quantum, binding }))
+    }
+}
+
+/// Opens the agent's persistent channel: TLS with ALPN `pqescape/1`, on which
+/// frames travel without HTTP/2 (protocol.md §8.5).
+pub async fn open_channel(
+    url: &str,
+    ca_file: &Path,
+    groups: Groups,
+    timeout: Duration,
+) -> Result<(TlsStream<TcpStream>, Session), TlsError> {
+    let config = client_config(ca_file, groups, pqescape_frames::ALPN)?;
+    let target = Target::parse(url)?;
+    let connector = TlsConnector::from(config);
+    let (stream, session) = tokio::time::timeout(timeout, target.handshake(&connector))
+        .await
+        .map_err(|_| TlsError::Connect(format!("no TLS session within {timeout:?}")))?
+        .map_err(|e| TlsError::Connect(error_chain(&e)))?;
+    if stream.get_ref().1.alpn_protocol() != Some(pqescape_frames::ALPN) {
+        return Err(TlsError::Connect(
+            "the gateway does not offer the pqescape/1 channel (an orchestrator older than this agent?)"
+                .into(),
+        ));
+    }
+    check_groups(groups, &session)?;
+    Ok((stream, session))
+}
+
+/// Connects to the gateway's gRPC service at `url` (enrollment), trusting the CA
+/// certificates in `ca_file`. Returns the gRPC channel and what its TLS session
+/// settled.
 pub async fn connect(
     url: &str,
     ca_file: &Path,
     groups: Groups,
     timeout: Duration,
 ) -> Result<(Channel, Session), TlsError> {
-    let config = client_config(ca_file, groups)?;
-    let uri: Uri = url.parse().map_err(|e| TlsError::Url(format!("{url}: {e}")))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(TlsError::Url(format!("{url}: the agent gateway speaks TLS; use https://")));
-    }
-    let host = uri.host().ok_or_else(|| TlsError::Url(format!("{url}: no host")))?;
-    let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-        .map_err(|e| TlsError::Url(format!("{url}: {e}")))?;
-    let port = uri.port_u16().unwrap_or(443);
-    let address = format!("{}:{port}", host.trim_matches(['[', ']']));
-
+    let config = client_config(ca_file, groups, b"h2")?;
+    let target = Target::parse(url)?;
     let settled: Arc<Mutex<Option<Session>>> = Arc::default();
     let slot = settled.clone();
     let connector = TlsConnector::from(config);
     let connect = tower::service_fn(move |_: Uri| {
-        let (connector, server_name, address, slot) =
-            (connector.clone(), server_name.clone(), address.clone(), slot.clone());
+        let (connector, target, slot) = (connector.clone(), target.clone(), slot.clone());
         async move {
-            let tcp = TcpStream::connect(&address).await?;
-            tcp.set_nodelay(true)?;
-            let stream = connector.connect(server_name, tcp).await?;
-            let connection = stream.get_ref().1;
-            let post_quantum = connection
-                .negotiated_key_exchange_group()
-                .is_some_and(|g| g.name() == NamedGroup::X25519MLKEM768);
-            let binding = connection
-                .export_keying_material([0u8; TLS_BINDING_LEN], TLS_BINDING_LABEL, None)
-                .map_err(io::Error::other)?;
+            let (stream, session) = target.handshake(&connector).await?;
             if let Ok(mut s) = slot.lock() {
-                *s = Some(Session { post_quantum, binding });
+                *s = Some(session);
             }
             Ok::<_, io::Error>(TokioIo::new(stream))
         }
@@ -114,13 +172,22 @@ pub async fn connect(
         .ok()
         .and_then(|s| s.clone())
         .ok_or_else(|| TlsError::Connect("no TLS session".into()))?;
-    if groups == Groups::PostQuantum && !session.post_quantum {
-        return Err(TlsError::Connect("the gateway did not negotiate X25519MLKEM768".into()));
-    }
+    check_groups(groups, &session)?;
     Ok((channel, session))
 }
 
-fn client_config(ca_file: &Path, groups: Groups) -> Result<Arc<ClientConfig>, TlsError> {
+fn check_groups(groups: Groups, session: &Session) -> Result<(), TlsError> {
+    if groups == Groups::PostQuantum && !session.post_quantum {
+        return Err(TlsError::Connect("the gateway did not negotiate X25519MLKEM768".into()));
+    }
+    Ok(())
+}
+
+fn client_config(
+    ca_file: &Path,
+    groups: Groups,
+    alpn: &[u8],
+) -> Result<Arc<ClientConfig>, TlsError> {
     let ca_error =
         |detail: String| TlsError::CaFile { path: ca_file.display().to_string(), detail };
     let mut roots = RootCertStore::empty();
@@ -142,7 +209,7 @@ fn client_config(ca_file: &Path, groups: Groups) -> Result<Arc<ClientConfig>, Tl
         .map_err(|e| TlsError::Connect(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::mpsc;
-
 use crate::gateway::pb::GatewayFrame;
+use crate::gateway::pb::closing::Reason;
+use crate::gateway::{Outbound, closing};
 
 /// Frames queued towards one agent before the gateway stops reading from the engine.
 pub const OUTBOUND_QUEUE: usize = 16;
@@ -19,7 +19,7 @@ pub const OUTBOUND_QUEUE: usize = 16;
 /// whether its TLS key exchange is post-quantum.
 struct Channel {
     id: u64,
-    sender: mpsc::Sender<Result<GatewayFrame, tonic::Status>>,
+    sender: Outbound,
     post_quantum: bool,
 }
 
@@ -57,16 +57,11 @@ pub struct Connections {
 impl Connections {
     /// Registers a channel for `consumer`, replacing (and so closing) any older one.
     /// Returns the channel's number, for [`Connections::remove`].
-    pub fn insert(
-        &self,
-        consumer: &str,
-        sender: mpsc::Sender<Result<GatewayFrame, tonic::Status>>,
-        post_quantum: bool,
-    ) -> u64 {
+    pub fn insert(&self, consumer: &str, sender: Outbound, post_quantum: bool) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut channels = self.lock();
         if let Some(old) = channels.take(consumer) {
-            let _ = old.sender.try_send(Err(tonic::Status::aborted("replaced by a newer channel")));
+            let _ = old.sender.try_send(closing(Reason::Replaced));
         }
         channels.post_quantum += usize::from(post_quantum);
         channels.by_consumer.insert(consumer.to_owned(), Channel { id, sender, post_quantum });
@@ -104,7 +99,7 @@ impl Connections {
     /// Queues a frame towards `consumer`'s agent; false if it is not connected here
     /// or its queue is full (the engine retries on its next sweep or attach).
     pub fn send(&self, consumer: &str, frame: GatewayFrame) -> bool {
-        self.lock().by_consumer.get(consumer).is_some_and(|c| c.sender.try_send(Ok(frame)).is_ok())
+        self.lock().by_consumer.get(consumer).is_some_and(|c| c.sender.try_send(frame).is_ok())
     }
 
     /// The consumers connected to this replica.
@@ -136,6 +131,21 @@ impl Connections {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::pb::gateway_frame::Frame;
+    use tokio::sync::mpsc;
+
+    #[test]
+    fn a_replaced_channel_is_told_why_it_ends() {
+        let connections = Connections::default();
+        let (old, mut old_rx) = mpsc::channel(1);
+        connections.insert("a", old, false);
+        connections.insert("a", mpsc::channel(1).0, false);
+        let frame = old_rx.try_recv().unwrap().frame;
+        assert!(
+            matches!(frame, Some(Frame::Closing(c)) if c.reason == Reason::Replaced as i32),
+            "{frame:?}"
+        );
+    }
 
     #[test]
     fn post_quantum_channels_are_counted_through_replacement_and_removal() {

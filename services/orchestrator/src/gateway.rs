@@ -5,6 +5,14 @@
 //! session and refused on a classical-only session once the consumer has migrated
 //! (protocol.md §8.4). It is a listener of its own, apart from the admin APIs, so
 //! the two can be exposed to different networks.
+//!
+//! The channel comes over either transport of the listener (protocol.md §8.5): the
+//! gRPC `Attach` stream, or the framed one of `pqescape/1` ([`framed`]). Both feed
+//! the same [`run_channel`]: frames in through [`Inbound`], frames out through the
+//! channel's [`Outbound`] queue, ended with a [`pb::Closing`] frame that each
+//! transport renders its own way.
+
+pub mod framed;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +25,6 @@ use pqescape_message::types::Suite;
 use rand_core::Rng;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -69,7 +76,52 @@ fn status(e: EnrollError) -> Status {
     }
 }
 
-type Outbound = mpsc::Sender<Result<pb::GatewayFrame, Status>>;
+/// The queue of frames towards one agent: the engine's escapes and responses, then
+/// at most one closing frame.
+pub type Outbound = mpsc::Sender<pb::GatewayFrame>;
+
+/// A closing frame.
+pub fn closing(reason: pb::closing::Reason) -> pb::GatewayFrame {
+    let closing = pb::Closing { reason: reason as i32 };
+    pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Closing(closing)) }
+}
+
+/// Where an agent's frames come from.
+pub trait Inbound: Send {
+    /// The next frame: `Ok(None)` once the agent ended the channel, or the kind of
+    /// failure when the transport broke.
+    fn next(&mut self)
+    -> impl Future<Output = Result<Option<pb::AgentFrame>, &'static str>> + Send;
+}
+
+impl Inbound for Streaming<pb::AgentFrame> {
+    async fn next(&mut self) -> Result<Option<pb::AgentFrame>, &'static str> {
+        self.message().await.map_err(|_| "transport")
+    }
+}
+
+/// The gRPC rendering of an outbound queue: frames until a closing one, which
+/// becomes the stream's final status.
+fn grpc_stream(
+    rx: mpsc::Receiver<pb::GatewayFrame>,
+) -> impl Stream<Item = Result<pb::GatewayFrame, Status>> + Send {
+    use pb::closing::Reason;
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let frame = rx.recv().await?;
+        let Some(pb::gateway_frame::Frame::Closing(c)) = &frame.frame else {
+            return Some((Ok(frame), Some(rx)));
+        };
+        let status = match c.reason() {
+            Reason::Refused => Status::unauthenticated("channel hello refused"),
+            Reason::Timeout => Status::deadline_exceeded("no channel hello in time"),
+            Reason::Replaced => Status::aborted("replaced by a newer channel"),
+            Reason::Shutdown => Status::unavailable("the orchestrator is shutting down"),
+            Reason::Broken | Reason::Unspecified => Status::invalid_argument("channel broken"),
+        };
+        Some((Err(status), None))
+    })
+}
 
 #[tonic::async_trait]
 impl AgentGateway for Gateway {
@@ -84,14 +136,8 @@ impl AgentGateway for Gateway {
             return Err(Status::unavailable("the agent gateway requires TLS"));
         };
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let mut challenge = [0u8; 16];
-        rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut challenge);
-        let frame = pb::gateway_frame::Frame::Challenge(challenge.to_vec());
-        tx.send(Ok(pb::GatewayFrame { frame: Some(frame) }))
-            .await
-            .map_err(|_| Status::cancelled("closed"))?;
-        tokio::spawn(run_channel(self.0.clone(), req.into_inner(), tx, challenge, security));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        tokio::spawn(run_channel(self.0.clone(), req.into_inner(), tx, security));
+        Ok(Response::new(Box::pin(grpc_stream(rx))))
     }
 
     async fn enroll_hello(
@@ -115,25 +161,30 @@ impl AgentGateway for Gateway {
     }
 }
 
-/// One agent's channel: authenticate, register, serve frames, unregister.
-async fn run_channel(
+/// One agent's channel: challenge, authenticate, register, serve frames, unregister.
+pub async fn run_channel(
     o: Arc<Orchestrator>,
-    mut inbound: Streaming<pb::AgentFrame>,
+    mut inbound: impl Inbound,
     tx: Outbound,
-    challenge: [u8; 16],
     security: ChannelSecurity,
 ) {
+    let mut challenge = [0u8; 16];
+    rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut challenge);
+    let frame = pb::gateway_frame::Frame::Challenge(challenge.to_vec());
+    if tx.send(pb::GatewayFrame { frame: Some(frame) }).await.is_err() {
+        return;
+    }
     let hello = authenticate(&o, &mut inbound, &challenge, &security);
     let (consumer, owed) = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
         Ok(Ok(authenticated)) => authenticated,
-        Ok(Err(refusal)) => {
-            let _ = tx.send(Err(refusal)).await;
+        Ok(Err(Refused)) => {
+            let _ = tx.send(closing(pb::closing::Reason::Refused)).await;
             return;
         }
         Err(_) => {
             metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
                 .increment(1);
-            let _ = tx.send(Err(Status::deadline_exceeded("no channel hello in time"))).await;
+            let _ = tx.send(closing(pb::closing::Reason::Timeout)).await;
             return;
         }
     };
@@ -148,7 +199,7 @@ async fn serve_channel(
     o: Arc<Orchestrator>,
     consumer: String,
     owed: bool,
-    mut inbound: Streaming<pb::AgentFrame>,
+    mut inbound: impl Inbound,
     tx: Outbound,
     security: ChannelSecurity,
 ) {
@@ -167,7 +218,7 @@ async fn serve_channel(
     };
     let pending = matches!(owed, Owed::Pending);
     if let Owed::Resend(escape) = owed
-        && tx.send(Ok(escape)).await.is_ok()
+        && tx.send(escape).await.is_ok()
     {
         metrics::counter!("pqescape_escapes_sent_total").increment(1);
     }
@@ -176,7 +227,7 @@ async fn serve_channel(
         o.wake.notify_one();
     }
     tracing::info!(tls.group = security.key_exchange, peer = %security.peer, "agent connected");
-    while let Ok(Some(frame)) = inbound.message().await {
+    while let Ok(Some(frame)) = inbound.next().await {
         match frame.frame {
             Some(pb::agent_frame::Frame::Heartbeat(_)) => o.connections.saw(&consumer),
             Some(pb::agent_frame::Frame::Message(bytes)) => {
@@ -195,25 +246,24 @@ async fn serve_channel(
     tracing::info!("agent disconnected");
 }
 
+/// A refused channel hello, already counted and logged with its reason.
+struct Refused;
+
 /// Reads the channel hello and checks it (protocol.md §8.4). Returns the consumer and
 /// whether an open delivery waits for it. Every refusal looks the same to the peer;
 /// the log and the metric say why.
 async fn authenticate(
     o: &Orchestrator,
-    inbound: &mut Streaming<pb::AgentFrame>,
+    inbound: &mut impl Inbound,
     challenge: &[u8; 16],
     security: &ChannelSecurity,
-) -> Result<(String, bool), Status> {
+) -> Result<(String, bool), Refused> {
     let refuse = |kind: &'static str| {
         metrics::counter!("pqescape_channel_rejections_total", "kind" => kind).increment(1);
         tracing::warn!(error.kind = kind, "channel hello refused");
-        Status::unauthenticated("channel hello refused")
+        Refused
     };
-    let first = inbound
-        .message()
-        .await
-        .map_err(|_| refuse("transport"))?
-        .ok_or_else(|| refuse("closed"))?;
+    let first = inbound.next().await.map_err(refuse)?.ok_or_else(|| refuse("closed"))?;
     let Some(pb::agent_frame::Frame::Message(bytes)) = first.frame else {
         return Err(refuse("not_a_hello"));
     };

@@ -42,17 +42,22 @@ pub async fn serve(
     let grpc_server = tonic::transport::Server::builder()
         .add_routes(grpc::services(orchestrator.clone()))
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), wait(stopped.clone()));
+    // One listener, two transports (protocol.md §8.5): gRPC for enrollment and
+    // Attach, and the framed channel of pqescape agents.
+    let incoming = agents_tls.incoming(agents);
+    let framed_server =
+        gateway::framed::serve(orchestrator.clone(), incoming.framed, stopped.clone());
     let gateway_server = tonic::transport::Server::builder()
         .add_routes(gateway::services(orchestrator))
-        .serve_with_incoming_shutdown(agents_tls.incoming(agents), wait(stopped.clone()));
+        .serve_with_incoming_shutdown(incoming.grpc, wait(stopped.clone()));
     tokio::spawn(crate::engine::run(orchestrator_for_engine, stopped));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
 
-    let (http_result, grpc_result, gateway_result) =
-        tokio::join!(http_server, grpc_server, gateway_server);
+    let (http_result, grpc_result, gateway_result, ()) =
+        tokio::join!(http_server, grpc_server, gateway_server, framed_server);
     http_result?;
     grpc_result.map_err(std::io::Error::other)?;
     gateway_result.map_err(std::io::Error::other)

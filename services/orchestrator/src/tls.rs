@@ -117,11 +117,13 @@ impl GatewayTls {
         self.ca_file.as_deref()
     }
 
-    /// Accepts on `listener` and yields connections whose TLS handshake finished.
-    /// Handshakes run concurrently, each under [`HANDSHAKE_TIMEOUT`], so a slow or
-    /// silent client holds up nobody. Stops when the stream is dropped.
-    pub fn incoming(&self, listener: TcpListener) -> ReceiverStream<io::Result<TlsChannel>> {
+    /// Accepts on `listener` and yields connections whose TLS handshake finished,
+    /// sorted by the transport their ALPN protocol chose. Handshakes run
+    /// concurrently, each under [`HANDSHAKE_TIMEOUT`], so a slow or silent client
+    /// holds up nobody. Stops when the gRPC stream is dropped.
+    pub fn incoming(&self, listener: TcpListener) -> Incoming {
         let (tx, rx) = mpsc::channel(256);
+        let (framed_tx, framed) = mpsc::channel(256);
         let acceptor = self.acceptor.clone();
         tokio::spawn(async move {
             loop {
@@ -139,10 +141,13 @@ impl GatewayTls {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx, framed_tx) = (acceptor.clone(), tx.clone(), framed_tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => match TlsChannel::new(stream, peer) {
+                            Some(channel) if channel.framed => {
+                                let _ = framed_tx.send(channel).await;
+                            }
                             Some(channel) => {
                                 let _ = tx.send(Ok(channel)).await;
                             }
@@ -157,8 +162,16 @@ impl GatewayTls {
                 });
             }
         });
-        ReceiverStream::new(rx)
+        Incoming { grpc: ReceiverStream::new(rx), framed }
     }
+}
+
+/// The gateway's connections after their TLS handshake, by transport.
+pub struct Incoming {
+    /// ALPN `h2`, or none: served by tonic.
+    pub grpc: ReceiverStream<io::Result<TlsChannel>>,
+    /// ALPN `pqescape/1`: served by [`crate::gateway::framed`].
+    pub framed: mpsc::Receiver<TlsChannel>,
 }
 
 fn failure(kind: &'static str) {
@@ -178,7 +191,8 @@ fn acceptor(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // The framed channel of pqescape agents first, gRPC for everything else.
+    config.alpn_protocols = vec![pqescape_frames::ALPN.to_vec(), b"h2".to_vec()];
     // No session resumption: an agent connects with a fresh client configuration
     // each time (its trust anchors re-read from its CA file), so a ticket would
     // never be used, and issuing the default two per connection costs both sides
@@ -256,6 +270,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 pub struct TlsChannel {
     stream: TlsStream<TcpStream>,
     security: ChannelSecurity,
+    framed: bool,
 }
 
 impl TlsChannel {
@@ -266,12 +281,19 @@ impl TlsChannel {
             .export_keying_material([0u8; TLS_BINDING_LEN], TLS_BINDING_LABEL, None)
             .ok()?;
         let (key_exchange, post_quantum) = group_name(group);
+        let framed = connection.alpn_protocol() == Some(pqescape_frames::ALPN);
         metrics::counter!("pqescape_gateway_tls_handshakes_total", "group" => key_exchange)
             .increment(1);
         Some(Self {
             stream,
             security: ChannelSecurity { key_exchange, post_quantum, binding, peer },
+            framed,
         })
+    }
+
+    /// What the TLS handshake settled.
+    pub fn security(&self) -> &ChannelSecurity {
+        &self.security
     }
 }
 
