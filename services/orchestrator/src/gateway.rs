@@ -174,7 +174,10 @@ pub async fn run_channel(
     if tx.send(pb::GatewayFrame { frame: Some(frame) }).await.is_err() {
         return;
     }
-    let hello = authenticate(&o, &mut inbound, &challenge, &security);
+    // The store's futures are large and a channel is idle nearly all its life: the
+    // steps that await the store are boxed, so that an idle channel's task holds
+    // only what waiting for the next frame needs (docs/performance.md).
+    let hello = Box::pin(authenticate(&o, &mut inbound, &challenge, &security));
     let (consumer, owed) = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
         Ok(Ok(authenticated)) => authenticated,
         Ok(Err(Refused)) => {
@@ -209,7 +212,7 @@ async fn serve_channel(
     // The hello's read said whether anything is owed; most agents that attach
     // (a fleet connecting, an agent back on its upgraded channel) are owed nothing.
     let owed = if owed {
-        o.owed_on_attach(&consumer).await.unwrap_or_else(|e| {
+        Box::pin(o.owed_on_attach(&consumer)).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not look up what is owed on attach");
             Owed::Nothing
         })
@@ -231,7 +234,7 @@ async fn serve_channel(
         match frame.frame {
             Some(pb::agent_frame::Frame::Heartbeat(_)) => o.connections.saw(&consumer),
             Some(pb::agent_frame::Frame::Message(bytes)) => {
-                if let Err(e) = o.on_agent_message(&consumer, &bytes).await {
+                if let Err(e) = Box::pin(o.on_agent_message(&consumer, &bytes)).await {
                     let kind = e.kind();
                     metrics::counter!("pqescape_agent_message_rejections_total", "kind" => kind)
                         .increment(1);

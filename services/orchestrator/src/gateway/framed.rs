@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use pqescape_frames::{FrameError, FrameReader, write_frame};
 use prost::Message;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
@@ -51,11 +52,14 @@ pub async fn serve(
 }
 
 /// One connection, from its challenge to its close.
-async fn serve_connection(
+///
+/// Not an `async fn`: the TLS stream (1.3 KB with rustls's state) is split here,
+/// outside the future, which would otherwise keep a slot for it all its life.
+fn serve_connection(
     o: Arc<Orchestrator>,
     channel: TlsChannel,
     stopped: watch::Receiver<bool>,
-) {
+) -> impl Future<Output = ()> + Send {
     let security = channel.security().clone();
     let (read, write) = tokio::io::split(channel);
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
@@ -71,7 +75,8 @@ async fn serve_connection(
         write_all(write, rx, stopped).await;
         let _ = writer_done.send(());
     };
-    tokio::join!(run_channel(o, inbound, tx, security), writer);
+    // Joined outside any async block, which would hold both futures twice.
+    futures::future::join(run_channel(o, inbound, tx, security), writer).map(|_| ())
 }
 
 /// Writes the queue's frames until it closes, a closing frame is written, the
