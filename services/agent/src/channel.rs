@@ -1,6 +1,10 @@
 //! The agent's persistent channel to the orchestrator's gateway (protocol.md §8.4):
 //! answer the challenge with a channel hello, keep the channel alive with
 //! heartbeats, and come back with backoff and jitter whenever it drops.
+//!
+//! The channel is the framed transport of protocol.md §8.5 (ALPN `pqescape/1`),
+//! not gRPC: it holds no buffers while idle, on either side. The gateway says why
+//! it ends a channel in a closing frame, which decides what the agent does next.
 
 use std::path::PathBuf;
 use std::sync::Arc;
