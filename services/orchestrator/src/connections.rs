@@ -61,7 +61,7 @@ impl Connections {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut channels = self.lock();
         if let Some(old) = channels.take(consumer) {
-            let _ = old.sender.try_send(closing(Reason::Replaced));
+            let _ = old.sender.try_send(Box::new(closing(Reason::Replaced)));
         }
         channels.post_quantum += usize::from(post_quantum);
         channels.by_consumer.insert(consumer.to_owned(), Channel { id, sender, post_quantum });
@@ -99,7 +99,10 @@ impl Connections {
     /// Queues a frame towards `consumer`'s agent; false if it is not connected here
     /// or its queue is full (the engine retries on its next sweep or attach).
     pub fn send(&self, consumer: &str, frame: GatewayFrame) -> bool {
-        self.lock().by_consumer.get(consumer).is_some_and(|c| c.sender.try_send(frame).is_ok())
+        self.lock()
+            .by_consumer
+            .get(consumer)
+            .is_some_and(|c| c.sender.try_send(Box::new(frame)).is_ok())
     }
 
     /// The consumers connected to this replica.

@@ -77,8 +77,10 @@ fn status(e: EnrollError) -> Status {
 }
 
 /// The queue of frames towards one agent: the engine's escapes and responses, then
-/// at most one closing frame.
-pub type Outbound = mpsc::Sender<pb::GatewayFrame>;
+/// at most one closing frame. Boxed, because the queue's first block of slots is
+/// allocated with the channel and kept while it lives: 32 pointers rather than 32
+/// frames on every idle connection.
+pub type Outbound = mpsc::Sender<Box<pb::GatewayFrame>>;
 
 /// A closing frame.
 pub fn closing(reason: pb::closing::Reason) -> pb::GatewayFrame {
@@ -103,14 +105,14 @@ impl Inbound for Streaming<pb::AgentFrame> {
 /// The gRPC rendering of an outbound queue: frames until a closing one, which
 /// becomes the stream's final status.
 fn grpc_stream(
-    rx: mpsc::Receiver<pb::GatewayFrame>,
+    rx: mpsc::Receiver<Box<pb::GatewayFrame>>,
 ) -> impl Stream<Item = Result<pb::GatewayFrame, Status>> + Send {
     use pb::closing::Reason;
     futures::stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
         let frame = rx.recv().await?;
         let Some(pb::gateway_frame::Frame::Closing(c)) = &frame.frame else {
-            return Some((Ok(frame), Some(rx)));
+            return Some((Ok(*frame), Some(rx)));
         };
         let status = match c.reason() {
             Reason::Refused => Status::unauthenticated("channel hello refused"),
@@ -171,7 +173,7 @@ pub async fn run_channel(
     let mut challenge = [0u8; 16];
     rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut challenge);
     let frame = pb::gateway_frame::Frame::Challenge(challenge.to_vec());
-    if tx.send(pb::GatewayFrame { frame: Some(frame) }).await.is_err() {
+    if tx.send(Box::new(pb::GatewayFrame { frame: Some(frame) })).await.is_err() {
         return;
     }
     // The store's futures are large and a channel is idle nearly all its life: the
@@ -181,13 +183,13 @@ pub async fn run_channel(
     let (consumer, owed) = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
         Ok(Ok(authenticated)) => authenticated,
         Ok(Err(Refused)) => {
-            let _ = tx.send(closing(pb::closing::Reason::Refused)).await;
+            let _ = tx.send(Box::new(closing(pb::closing::Reason::Refused))).await;
             return;
         }
         Err(_) => {
             metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
                 .increment(1);
-            let _ = tx.send(closing(pb::closing::Reason::Timeout)).await;
+            let _ = tx.send(Box::new(closing(pb::closing::Reason::Timeout))).await;
             return;
         }
     };
@@ -221,7 +223,7 @@ async fn serve_channel(
     };
     let pending = matches!(owed, Owed::Pending);
     if let Owed::Resend(escape) = owed
-        && tx.send(escape).await.is_ok()
+        && tx.send(Box::new(escape)).await.is_ok()
     {
         metrics::counter!("pqescape_escapes_sent_total").increment(1);
     }

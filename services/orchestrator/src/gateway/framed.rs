@@ -83,7 +83,7 @@ fn serve_connection(
 /// orchestrator stops (the agent is told so) or the connection fails.
 async fn write_all(
     mut io: WriteHalf<TlsChannel>,
-    mut rx: mpsc::Receiver<pb::GatewayFrame>,
+    mut rx: mpsc::Receiver<Box<pb::GatewayFrame>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -92,7 +92,7 @@ async fn write_all(
                 Some(frame) => frame,
                 None => break,
             },
-            _ = stopped.wait_for(|stop| *stop) => closing(Reason::Shutdown),
+            _ = stopped.wait_for(|stop| *stop) => Box::new(closing(Reason::Shutdown)),
         };
         let last = matches!(frame.frame, Some(pb::gateway_frame::Frame::Closing(_)));
         if let Err(e) = write_frame(&mut io, &frame.encode_to_vec()).await {
@@ -113,7 +113,7 @@ struct FramedInbound {
     reader: FrameReader,
     /// The outbound queue, for the closing frame of a broken channel; weak, so that
     /// the queue still closes when the registry lets go of it.
-    queue: mpsc::WeakSender<pb::GatewayFrame>,
+    queue: mpsc::WeakSender<Box<pb::GatewayFrame>>,
     /// Resolves once the writer is done; the channel has nothing left to say.
     writer_ended: oneshot::Receiver<()>,
     writer_gone: bool,
@@ -125,7 +125,7 @@ impl FramedInbound {
         metrics::counter!("pqescape_channel_frame_errors_total", "kind" => kind).increment(1);
         tracing::warn!(error.kind = kind, "agent channel broken");
         if let Some(queue) = self.queue.upgrade() {
-            let _ = queue.try_send(closing(Reason::Broken));
+            let _ = queue.try_send(Box::new(closing(Reason::Broken)));
         }
         kind
     }
