@@ -536,6 +536,38 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
     store.touch_consumers(&[], 2_001).await.unwrap();
 }
 
+/// A campaign that fires holds every target's row until it has reserved their
+/// sequence numbers; a heartbeat batch written meanwhile must neither wait for it
+/// nor deadlock with it (PostgreSQL; SQLite has one writer at a time).
+#[tokio::test]
+async fn heartbeats_skip_rows_a_firing_campaign_holds() {
+    use sqlx::Connection;
+    let db = PgDatabase::create().await;
+    let store = pg_store(&db).await;
+    let held = register(store.as_ref(), 1, &[]).await;
+    let free = register(store.as_ref(), 2, &[]).await;
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("UPDATE consumers SET last_sequence = last_sequence + 1 WHERE id = $1")
+        .bind(&held)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let batch = [held.clone(), free.clone()];
+    let touch = store.touch_consumers(&batch, 3_000);
+    tokio::time::timeout(std::time::Duration::from_secs(5), touch)
+        .await
+        .expect("the batch waited for a row another transaction holds")
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.consumer(&free).await.unwrap().unwrap().last_seen, Some(3_000));
+    assert_eq!(store.consumer(&held).await.unwrap().unwrap().last_seen, None, "left for later");
+    drop(other);
+    drop(store);
+    db.drop_now().await;
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {

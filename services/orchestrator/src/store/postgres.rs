@@ -43,12 +43,14 @@ impl PgStore {
 }
 
 // Appends take the table lock so that replicas never fork the chain; readers are not blocked.
+// Heartbeat batches skip the rows other transactions hold.
 super::sql::sql_store!(
     PgStore,
     Postgres,
     "postgres",
     audit_lock = Some("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE"),
-    migrate_in_one = Some(MIGRATE_IN_ONE)
+    migrate_in_one = Some(MIGRATE_IN_ONE),
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 );
 
 /// A migration as one statement: the delivery ends if it still holds the pending

@@ -83,7 +83,7 @@ pub(super) fn state_list(states: &[crate::campaign::CampaignState]) -> String {
 
 /// Implements [`super::Store`] for `$store`, a struct with a `pool: sqlx::Pool<$db>`.
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr, migrate_in_one = $migrate_in_one:expr) => {
+    ($store:ident, $db:ty, $backend:literal, audit_lock = $audit_lock:expr, migrate_in_one = $migrate_in_one:expr, skip_locked = $skip_locked:expr) => {
         use async_trait::async_trait;
         use sqlx::Row as _;
         // Dynamic statements below only splice in the constant column lists of this
@@ -457,8 +457,17 @@ macro_rules! sql_store {
             }
 
             async fn touch_consumers(&self, ids: &[String], now: Timestamp) -> StoreResult<()> {
+                // Heartbeats are best effort: a row another transaction holds (a campaign
+                // reserving sequence numbers across the fleet, say) is left for the next
+                // batch. Waiting for it instead would let the two deadlock, since neither
+                // statement locks its rows in an order the other follows.
                 for chunk in ids.chunks(crate::store::DISPATCH_CHUNK) {
-                    let sql = format!("UPDATE consumers SET last_seen = $1 WHERE id IN ({})", placeholders(2, chunk.len()));
+                    let sql = format!(
+                        "UPDATE consumers SET last_seen = $1 WHERE id IN \
+                         (SELECT id FROM consumers WHERE id IN ({}){})",
+                        placeholders(2, chunk.len()),
+                        $skip_locked
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
                     for id in chunk {
                         q = q.bind(id);

@@ -48,11 +48,12 @@ impl SqliteStore {
 }
 
 // SQLite has no data-modifying CTE, so a migration takes a transaction (in process,
-// it costs no round trip).
+// it costs no round trip); it has one writer at a time, so no row locks to skip.
 super::sql::sql_store!(
     SqliteStore,
     Sqlite,
     "sqlite",
     audit_lock = None::<&str>,
-    migrate_in_one = None::<&'static str>
+    migrate_in_one = None::<&'static str>,
+    skip_locked = ""
 );
