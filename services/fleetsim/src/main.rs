@@ -86,6 +86,11 @@ struct Cli {
     /// Do not fire: wait for a campaign fired by someone else at this run's label.
     #[arg(long)]
     wait: bool,
+    /// The run's label value (consumers carry `fleetsim=LABEL`); several simulators
+    /// given the same one form one fleet, each against its own orchestrator
+    /// replica (scripts/bench-fleet-replicas). Default: from the seed and the pid.
+    #[arg(long)]
+    run_label: Option<String>,
     /// Concurrent registrations and enrollments while setting up.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -135,7 +140,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<Summary, BoxError> {
     let token = std::fs::read_to_string(&cli.token_file)?.trim().to_owned();
-    let run_label = format!("s{}-{}", cli.seed, std::process::id());
+    let pid = std::process::id();
+    let run_label = cli.run_label.clone().unwrap_or_else(|| format!("s{}-{pid}", cli.seed));
     let admin = Admin::connect(&cli.grpc, &token).await?;
     let rest = Rest::new(&cli.api, &token);
     let mix = Mix { offline: cli.offline, slow: cli.slow, failing: cli.failing };
@@ -158,7 +164,8 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
                 let (admin, settings, tally, label) =
                     (admin.clone(), settings.clone(), tally.clone(), run_label.clone());
                 async move {
-                    let token = admin.register(&format!("sim-{label}-{i:06}"), &label).await?;
+                    let name = format!("sim-{label}-{pid}-{i:06}");
+                    let token = admin.register(&name, &label).await?;
                     let mut state = pqescape_agent::enroll::enroll_with(
                         &settings,
                         Suite::X25519MlKem768,
@@ -200,10 +207,17 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         });
     }
     eprint!("connecting {online} agents...");
-    let connect_deadline = Instant::now() + Duration::from_secs(120);
-    while rest.connected_agents().await? < online as u64 {
-        if Instant::now() > connect_deadline {
-            return Err("the agents did not all connect within 120 s".into());
+    // However long a loaded machine takes, as long as agents keep connecting.
+    let (mut connected, mut progressed) = (0, Instant::now());
+    while connected < online as u64 {
+        let now_connected = rest.connected_agents().await?;
+        if now_connected > connected {
+            (connected, progressed) = (now_connected, Instant::now());
+        } else if progressed.elapsed() > STALL {
+            let stalled = STALL.as_secs();
+            return Err(
+                format!("{connected} of {online} agents connected, none in {stalled} s").into()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -240,7 +254,9 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
     let (mut last_ended, mut last_change) = (0, Instant::now());
     loop {
         let ended = tally.ended.load(Ordering::Relaxed);
-        if ended != last_ended {
+        // A simulator that waits for someone else's campaign may wait long: its
+        // stall clock starts with the first escape.
+        if ended != last_ended || (cli.wait && ended == 0) {
             (last_ended, last_change) = (ended, Instant::now());
         }
         progress(ended, expected, fired.elapsed());
@@ -319,8 +335,15 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
         (Some(b), Some(i)) if online > 0 => Some((i.rss as f64 - b.rss as f64) / online as f64),
         _ => None,
     };
+    let clock = WallClock::now();
+    let mut ended_unix_ms: Vec<f64> =
+        fleet.iter().filter_map(|(_, s)| s.ended_at()).map(|t| clock.unix_ms(t)).collect();
+    ended_unix_ms.sort_by(f64::total_cmp);
     let summary = Summary {
         consumers: cli.consumers,
+        fired_unix_ms: campaign.as_ref().map(|_| clock.unix_ms(fired)),
+        ended_unix_ms,
+        upgraded_unix_ms: upgraded.map(|d| clock.unix_ms(fired + d)),
         online,
         escaped: latencies.len(),
         latencies,
@@ -342,6 +365,26 @@ async fn run(cli: Cli) -> Result<Summary, BoxError> {
     }
     let _ = stop.send(true);
     Ok(summary)
+}
+
+/// Turns the monotonic instants of a run into wall-clock times, so that several
+/// simulators' runs can be laid on one time line.
+struct WallClock {
+    instant: Instant,
+    unix_ms: f64,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        let since_epoch =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { instant: Instant::now(), unix_ms: since_epoch.as_secs_f64() * 1000.0 }
+    }
+
+    /// `t`, an instant before this clock was read, in milliseconds since the epoch.
+    fn unix_ms(&self, t: Instant) -> f64 {
+        self.unix_ms - self.instant.saturating_duration_since(t).as_secs_f64() * 1000.0
+    }
 }
 
 /// One line, redrawn: a bar, the count and the elapsed time.
@@ -383,4 +426,19 @@ async fn failures(rest: &Rest, campaign: &str) -> Result<BTreeMap<String, u64>, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_places_earlier_instants_before_its_reading() {
+        let earlier = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let clock = WallClock::now();
+        let gap = clock.unix_ms - clock.unix_ms(earlier);
+        assert!((20.0..1000.0).contains(&gap), "{gap} ms");
+        assert!((clock.unix_ms(clock.instant) - clock.unix_ms).abs() < f64::EPSILON);
+    }
 }

@@ -9,6 +9,12 @@ use std::time::Duration;
 pub struct Summary {
     /// Consumers in the run.
     pub consumers: usize,
+    /// When this simulator fired the campaign, ms since the epoch (none if it waited).
+    pub fired_unix_ms: Option<f64>,
+    /// When each escaped consumer's escape ended, ms since the epoch, sorted.
+    pub ended_unix_ms: Vec<f64>,
+    /// When every online agent held a post-quantum channel, ms since the epoch.
+    pub upgraded_unix_ms: Option<f64>,
     /// Of them, connected.
     pub online: usize,
     /// Of them, whose escape ended in a new context (or a passed drill).
@@ -77,6 +83,9 @@ impl Summary {
             "orchestrator_peak_rss_bytes": self.orchestrator_peak_rss,
             "orchestrator_bytes_per_idle_agent": self.memory_per_agent,
             "store_rows_written": self.rows_written,
+            "fired_unix_ms": self.fired_unix_ms,
+            "ended_unix_ms": self.ended_unix_ms,
+            "upgraded_unix_ms": self.upgraded_unix_ms,
         })
     }
 }
