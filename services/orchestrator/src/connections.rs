@@ -61,7 +61,7 @@ impl Connections {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut channels = self.lock();
         if let Some(old) = channels.take(consumer) {
-            let _ = old.sender.try_send(Box::new(closing(Reason::Replaced)));
+            let _ = old.sender.try_send(closing(Reason::Replaced));
         }
         channels.post_quantum += usize::from(post_quantum);
         channels.by_consumer.insert(consumer.to_owned(), Channel { id, sender, post_quantum });

@@ -82,10 +82,10 @@ fn status(e: EnrollError) -> Status {
 /// frames on every idle connection.
 pub type Outbound = mpsc::Sender<Box<pb::GatewayFrame>>;
 
-/// A closing frame.
-pub fn closing(reason: pb::closing::Reason) -> pb::GatewayFrame {
+/// A closing frame, boxed as the outbound queue holds it.
+pub fn closing(reason: pb::closing::Reason) -> Box<pb::GatewayFrame> {
     let closing = pb::Closing { reason: reason as i32 };
-    pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Closing(closing)) }
+    Box::new(pb::GatewayFrame { frame: Some(pb::gateway_frame::Frame::Closing(closing)) })
 }
 
 /// Where an agent's frames come from.
@@ -183,13 +183,13 @@ pub async fn run_channel(
     let (consumer, owed) = match tokio::time::timeout(HELLO_TIMEOUT, hello).await {
         Ok(Ok(authenticated)) => authenticated,
         Ok(Err(Refused)) => {
-            let _ = tx.send(Box::new(closing(pb::closing::Reason::Refused))).await;
+            let _ = tx.send(closing(pb::closing::Reason::Refused)).await;
             return;
         }
         Err(_) => {
             metrics::counter!("pqescape_channel_rejections_total", "kind" => "timeout")
                 .increment(1);
-            let _ = tx.send(Box::new(closing(pb::closing::Reason::Timeout))).await;
+            let _ = tx.send(closing(pb::closing::Reason::Timeout)).await;
             return;
         }
     };

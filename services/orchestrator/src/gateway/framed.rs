@@ -92,7 +92,7 @@ async fn write_all(
                 Some(frame) => frame,
                 None => break,
             },
-            _ = stopped.wait_for(|stop| *stop) => Box::new(closing(Reason::Shutdown)),
+            _ = stopped.wait_for(|stop| *stop) => closing(Reason::Shutdown),
         };
         let last = matches!(frame.frame, Some(pb::gateway_frame::Frame::Closing(_)));
         if let Err(e) = write_frame(&mut io, &frame.encode_to_vec()).await {
@@ -125,7 +125,7 @@ impl FramedInbound {
         metrics::counter!("pqescape_channel_frame_errors_total", "kind" => kind).increment(1);
         tracing::warn!(error.kind = kind, "agent channel broken");
         if let Some(queue) = self.queue.upgrade() {
-            let _ = queue.try_send(Box::new(closing(Reason::Broken)));
+            let _ = queue.try_send(closing(Reason::Broken));
         }
         kind
     }
