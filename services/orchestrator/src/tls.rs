@@ -11,6 +11,13 @@
 //! a first run without them, are generated into the data directory: a private CA
 //! whose key is discarded once it has signed the gateway's certificate, so the CA
 //! file (`ca.pem`) is all an agent needs to trust.
+//!
+//! A framed connection leaves rustls after its handshake for the gateway's own
+//! record layer ([`record`]), which holds far less per idle channel; gRPC
+//! connections stay on rustls.
+
+mod aligned;
+pub mod record;
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,11 +33,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{NamedGroup, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+
+use self::aligned::RecordAligned;
+use self::record::{RecordReader, RecordWriter};
 
 /// How long a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,12 +154,17 @@ impl GatewayTls {
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, tx, framed_tx) = (acceptor.clone(), tx.clone(), framed_tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let handshake = acceptor.accept(RecordAligned::new(tcp));
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(stream)) => match TlsChannel::new(stream, peer) {
-                            Some(channel) if channel.framed => {
-                                let _ = framed_tx.send(channel).await;
-                            }
-                            Some(channel) => {
+                            Some(channel) if channel.framed => match channel.into_framed() {
+                                Some(channel) => {
+                                    let _ = framed_tx.send(channel).await;
+                                }
+                                None => failure("extract"),
+                            },
+                            Some(mut channel) => {
+                                channel.stream.get_mut().0.release();
                                 let _ = tx.send(Ok(channel)).await;
                             }
                             None => failure("exporter"),
@@ -171,7 +187,7 @@ pub struct Incoming {
     /// ALPN `h2`, or none: served by tonic.
     pub grpc: ReceiverStream<io::Result<TlsChannel>>,
     /// ALPN `pqescape/1`: served by [`crate::gateway::framed`].
-    pub framed: mpsc::Receiver<TlsChannel>,
+    pub framed: mpsc::Receiver<FramedChannel>,
 }
 
 fn failure(kind: &'static str) {
@@ -199,6 +215,8 @@ fn acceptor(
     // work on every reconnection of a fleet.
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    // Framed connections continue on the gateway's record layer (`record`).
+    config.enable_secret_extraction = true;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -268,13 +286,13 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// One gateway connection after its TLS handshake.
 pub struct TlsChannel {
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<RecordAligned>,
     security: ChannelSecurity,
     framed: bool,
 }
 
 impl TlsChannel {
-    fn new(stream: TlsStream<TcpStream>, peer: SocketAddr) -> Option<Self> {
+    fn new(stream: TlsStream<RecordAligned>, peer: SocketAddr) -> Option<Self> {
         let connection = stream.get_ref().1;
         let group = connection.negotiated_key_exchange_group()?.name();
         let binding = connection
@@ -295,6 +313,45 @@ impl TlsChannel {
     pub fn security(&self) -> &ChannelSecurity {
         &self.security
     }
+
+    /// The connection on the gateway's record layer, with rustls dropped; `None`
+    /// when rustls cannot hand its keys over.
+    fn into_framed(self) -> Option<FramedChannel> {
+        use std::io::Read;
+        let (aligned, mut connection) = self.stream.into_inner();
+        let suite = connection.negotiated_cipher_suite()?.tls13()?;
+        // Whole records the client sent after its Finished, already opened.
+        let mut plaintext = Vec::new();
+        match connection.reader().read_to_end(&mut plaintext) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Closed already, or broken: nothing to serve.
+            _ => return None,
+        }
+        let secrets = connection.dangerous_extract_secrets().ok()?;
+        // aws-lc's TLS 1.3 sealing key takes its first record's sequence number
+        // as zero; the gateway sends nothing before this point (no tickets).
+        if secrets.tx.0 != 0 {
+            return None;
+        }
+        let (tcp, ciphertext) = aligned.into_parts();
+        let (read, write) = tcp.into_split();
+        let (reader, writer) = record::split(suite, secrets.tx, secrets.rx, read, write)?;
+        Some(FramedChannel {
+            reader: reader.with_pending(plaintext, ciphertext),
+            writer,
+            security: self.security,
+        })
+    }
+}
+
+/// A framed connection after its handshake, on the gateway's record layer.
+pub struct FramedChannel {
+    /// Application data from the agent.
+    pub reader: RecordReader<OwnedReadHalf>,
+    /// Application data to the agent.
+    pub writer: RecordWriter<OwnedWriteHalf>,
+    /// What the TLS handshake settled.
+    pub security: ChannelSecurity,
 }
 
 /// A closed set of names, for logs and metric labels.
@@ -413,6 +470,91 @@ mod tests {
         }
         assert!(!client.is_handshaking() && !server.is_handshaking());
         assert!(tickets.take_tls13_ticket(&name).is_none(), "a ticket no agent would use");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A rustls client trusting the generated CA in `dir`.
+    fn client_for(tls: &GatewayTls, alpn: &[u8]) -> rustls::ClientConnection {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(tls.ca_file().unwrap()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+    }
+
+    /// Sends what `client` has queued.
+    async fn flush(client: &mut rustls::ClientConnection, tcp: &mut tokio::net::TcpStream) {
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        tokio::io::AsyncWriteExt::write_all(tcp, &wire).await.unwrap();
+    }
+
+    /// Until `done`: sends what `client` has queued and feeds it what `tcp` brings.
+    async fn exchange(
+        client: &mut rustls::ClientConnection,
+        tcp: &mut tokio::net::TcpStream,
+        mut done: impl FnMut(&mut rustls::ClientConnection) -> bool,
+    ) {
+        while !done(client) {
+            flush(client, tcp).await;
+            let mut buf = vec![0u8; 16384];
+            let n = tokio::io::AsyncReadExt::read(tcp, &mut buf).await.unwrap();
+            assert!(n > 0, "the gateway closed the connection");
+            client.read_tls(&mut &buf[..n]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_framed_channel_keeps_what_the_client_sent_with_its_finished() {
+        use pqescape_frames::{FrameReader, write_frame};
+        use std::io::{Read, Write};
+        let dir = std::env::temp_dir().join(format!("pqescape-records-{}", std::process::id()));
+        let tls = GatewayTls::load_or_generate(&dir, &[]).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = tls.incoming(listener);
+
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut client = client_for(&tls, pqescape_frames::ALPN);
+        exchange(&mut client, &mut tcp, |c| !c.is_handshaking()).await;
+        assert!(client.wants_write(), "the client's Finished waits to go out");
+        // The handshake is done on the client's side and its Finished is still
+        // queued: three frames go out in the same write, two records after it.
+        let frames: [&[u8]; 3] = [b"hello", &[5u8; 6000], b"third"];
+        for frame in frames {
+            let mut framed = (frame.len() as u32).to_be_bytes().to_vec();
+            framed.extend_from_slice(frame);
+            client.writer().write_all(&framed).unwrap();
+        }
+        flush(&mut client, &mut tcp).await;
+
+        let mut channel = incoming.framed.recv().await.unwrap();
+        assert_eq!(channel.security.key_exchange, "X25519MLKEM768");
+        let mut reader = FrameReader::new(1 << 16);
+        for frame in frames {
+            assert_eq!(reader.next(&mut channel.reader).await.unwrap().unwrap(), frame);
+        }
+
+        // And the other way, then a clean close.
+        write_frame(&mut channel.writer, b"welcome").await.unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut channel.writer).await.unwrap();
+        let mut got = Vec::new();
+        exchange(&mut client, &mut tcp, |c| {
+            let _ = c.reader().read_to_end(&mut got);
+            got.len() >= 11
+        })
+        .await;
+        assert_eq!(got, [&7u32.to_be_bytes()[..], b"welcome"].concat());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

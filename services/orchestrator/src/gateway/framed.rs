@@ -13,7 +13,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use pqescape_frames::{FrameError, FrameReader, write_frame};
 use prost::Message;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -21,7 +22,8 @@ use super::pb::closing::Reason;
 use super::{Inbound, MAX_MESSAGE, closing, pb, run_channel};
 use crate::Orchestrator;
 use crate::connections::OUTBOUND_QUEUE;
-use crate::tls::TlsChannel;
+use crate::tls::FramedChannel;
+use crate::tls::record::{RecordReader, RecordWriter};
 
 /// A channel on which nothing arrives for this long is closed. Agents send a
 /// heartbeat every 20 s.
@@ -31,7 +33,7 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(90);
 /// then waits for them to close (each writes a closing frame and ends).
 pub async fn serve(
     o: Arc<Orchestrator>,
-    mut connections: mpsc::Receiver<TlsChannel>,
+    mut connections: mpsc::Receiver<FramedChannel>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut running = JoinSet::new();
@@ -53,15 +55,14 @@ pub async fn serve(
 
 /// One connection, from its challenge to its close.
 ///
-/// Not an `async fn`: the TLS stream (1.3 KB with rustls's state) is split here,
-/// outside the future, which would otherwise keep a slot for it all its life.
+/// Not an `async fn`: the channel is taken apart here, outside the future, which
+/// would otherwise keep a slot for it all its life.
 fn serve_connection(
     o: Arc<Orchestrator>,
-    channel: TlsChannel,
+    channel: FramedChannel,
     stopped: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send {
-    let security = channel.security().clone();
-    let (read, write) = tokio::io::split(channel);
+    let FramedChannel { reader: read, writer: write, security } = channel;
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let (writer_done, writer_ended) = oneshot::channel();
     let inbound = FramedInbound {
@@ -82,7 +83,7 @@ fn serve_connection(
 /// Writes the queue's frames until it closes, a closing frame is written, the
 /// orchestrator stops (the agent is told so) or the connection fails.
 async fn write_all(
-    mut io: WriteHalf<TlsChannel>,
+    mut io: RecordWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<Box<pb::GatewayFrame>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -109,7 +110,7 @@ async fn write_all(
 
 /// The reading half of a framed connection, as [`run_channel`] consumes it.
 struct FramedInbound {
-    read: ReadHalf<TlsChannel>,
+    read: RecordReader<OwnedReadHalf>,
     reader: FrameReader,
     /// The outbound queue, for the closing frame of a broken channel; weak, so that
     /// the queue still closes when the registry lets go of it.
