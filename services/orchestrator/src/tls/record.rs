@@ -382,7 +382,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_flipped_bit_a_replayed_record_or_a_stray_record_type_fails_the_stream() {
-        let cases: [(&str, fn(&mut RecordWriter<DuplexStream>) -> Vec<u8>); 5] = [
+        type Attack = fn(&mut RecordWriter<DuplexStream>) -> Vec<u8>;
+        let cases: [(&str, Attack); 5] = [
             ("record_mac", |w| {
                 let mut r = sealed(w, ContentType::ApplicationData, b"hello");
                 r[HEADER_LEN + 2] ^= 1;
