@@ -12,6 +12,12 @@ use pqescape_orchestrator::store::{PgStore, SqliteStore, Store};
 use pqescape_orchestrator::tls::GatewayTls;
 use pqescape_orchestrator::{Orchestrator, server, telemetry};
 
+/// jemalloc gives back the memory of a connection storm that glibc keeps
+/// (docs/performance.md); its settings are in .cargo/config.toml.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::load(Cli::parse()) {
