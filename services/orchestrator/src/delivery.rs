@@ -121,6 +121,44 @@ impl Delivery {
     }
 }
 
+/// A campaign's deliveries counted by wave and state, as one sweep reads them:
+/// the engine steers the campaign and caps what is in flight from this one
+/// count, rather than counting the whole campaign once for each decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryTally(pub Vec<(u32, DeliveryState, u64)>);
+
+impl DeliveryTally {
+    fn count(&self, keep: impl Fn(u32, DeliveryState) -> bool) -> u64 {
+        self.0.iter().filter(|(w, s, _)| keep(*w, *s)).map(|(.., n)| n).sum()
+    }
+
+    /// Escapes out and not yet answered to the end.
+    pub fn in_flight(&self) -> u64 {
+        use DeliveryState as D;
+        self.count(|_, s| matches!(s, D::Sent | D::Acknowledged | D::Negotiating))
+    }
+
+    /// Deliveries that failed.
+    pub fn failed(&self) -> u64 {
+        self.count(|_, s| s == DeliveryState::Failed)
+    }
+
+    /// Deliveries past pending: sent at least once, or ended.
+    pub fn attempted(&self) -> u64 {
+        self.count(|_, s| s != DeliveryState::Pending)
+    }
+
+    /// Open deliveries in waves up to and including `wave`.
+    pub fn open_up_to(&self, wave: u32) -> u64 {
+        self.count(|w, s| w <= wave && DeliveryState::OPEN.contains(&s))
+    }
+
+    /// The first wave after `wave` that has deliveries.
+    pub fn next_wave_after(&self, wave: u32) -> Option<u32> {
+        self.0.iter().map(|(w, ..)| *w).filter(|w| *w > wave).min()
+    }
+}
+
 /// What a successful, non-drill delivery changes on its consumer.
 #[derive(Clone, Debug)]
 pub struct Migration {

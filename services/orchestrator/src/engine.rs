@@ -26,7 +26,7 @@ use crate::Orchestrator;
 use crate::campaign::{Campaign, CampaignState};
 use crate::campaigns::wave_size;
 use crate::clock::now;
-use crate::delivery::{Delivery, DeliveryState as D, Migration, first_wait};
+use crate::delivery::{Delivery, DeliveryState as D, DeliveryTally, Migration, first_wait};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
@@ -451,11 +451,15 @@ impl Orchestrator {
         }
         let connected: HashSet<String> = self.connections.consumers().into_iter().collect();
         for id in running {
-            self.steer(&id).await?;
-            if let Some(c) = self.store.campaign(&id).await?
-                && c.state == CampaignState::Running
-            {
-                self.dispatch(&c, &connected).await?;
+            let Some(c) = self.store.campaign(&id).await? else { continue };
+            if c.state != CampaignState::Running {
+                continue;
+            }
+            // One count of the campaign per sweep: every replica sweeps twice a
+            // second, and a count reads all of a campaign's deliveries.
+            let tally = self.store.delivery_tally(&id).await?;
+            if self.steer(&c, &tally).await? {
+                self.dispatch(&c, &tally, &connected).await?;
             }
         }
         Ok(())
@@ -466,13 +470,13 @@ impl Orchestrator {
     /// query reads what may be owed (its cost follows the open deliveries, not the
     /// fleet), one transaction per [`DISPATCH_CHUNK`] records the sends, and every
     /// send is recorded before it goes.
-    async fn dispatch(&self, c: &Campaign, connected: &HashSet<String>) -> Result<(), EngineError> {
-        let counts = self.store.delivery_counts(&c.id).await?;
-        let in_flight: u64 = counts
-            .iter()
-            .filter(|(s, _)| matches!(s, D::Sent | D::Acknowledged | D::Negotiating))
-            .map(|(_, n)| n)
-            .sum();
+    async fn dispatch(
+        &self,
+        c: &Campaign,
+        tally: &DeliveryTally,
+        connected: &HashSet<String>,
+    ) -> Result<(), EngineError> {
+        let in_flight = tally.in_flight();
         let mut budget = u64::from(c.spec.max_in_flight).saturating_sub(in_flight);
         let digest = self
             .store
@@ -576,53 +580,40 @@ impl Orchestrator {
         Ok(seal_escape(&order, &key, &mut rand_core::UnwrapErr(getrandom::SysRng))?)
     }
 
-    /// Expires, pauses, opens the next wave or completes one running campaign.
-    async fn steer(&self, id: &str) -> Result<(), EngineError> {
-        let Some(c) = self.store.campaign(id).await? else { return Ok(()) };
+    /// Expires, pauses, opens the next wave or completes running campaign `c`,
+    /// whose deliveries `tally` counts. Whether it still runs, so that its
+    /// escapes may go out.
+    async fn steer(&self, c: &Campaign, tally: &DeliveryTally) -> Result<bool, EngineError> {
         let at = now();
         if at > c.spec.deadline {
-            self.store.expire_deliveries(id, at).await?;
-            return self
-                .engine_transition(
-                    &c,
-                    CampaignState::Completed,
-                    "campaign.complete",
-                    json!({ "why": "deadline" }),
-                )
-                .await;
+            self.store.expire_deliveries(&c.id, at).await?;
+            let why = json!({ "why": "deadline" });
+            self.engine_transition(c, CampaignState::Completed, "campaign.complete", why).await?;
+            return Ok(false);
         }
-        if self.failures_exceed_threshold(&c).await? {
-            let detail = json!({ "why": "failure threshold", "threshold_percent": c.spec.failure_threshold_percent });
-            return self
-                .engine_transition(&c, CampaignState::Paused, "campaign.pause", detail)
-                .await;
+        let failed = tally.failed();
+        let threshold = u64::from(c.spec.failure_threshold_percent);
+        if failed > 0 && failed * 100 > threshold * tally.attempted() {
+            let detail = json!({ "why": "failure threshold", "threshold_percent": threshold });
+            self.engine_transition(c, CampaignState::Paused, "campaign.pause", detail).await?;
+            return Ok(false);
         }
-        let waves = self.store.wave_counts(id).await?;
-        let current = self.store.current_wave(id).await?;
-        let open_up_to_current: u64 =
-            waves.iter().filter(|(w, ..)| *w <= current).map(|(_, open, _)| open).sum();
-        if open_up_to_current > 0 {
-            return Ok(());
+        let current = self.store.current_wave(&c.id).await?;
+        if tally.open_up_to(current) > 0 {
+            return Ok(true);
         }
-        match waves.iter().map(|(w, ..)| *w).find(|w| *w > current) {
-            Some(next) => Ok(self.store.set_current_wave(id, next, at).await?),
+        match tally.next_wave_after(current) {
+            Some(next) => {
+                self.store.set_current_wave(&c.id, next, at).await?;
+                Ok(true)
+            }
             None => {
-                self.engine_transition(
-                    &c,
-                    CampaignState::Completed,
-                    "campaign.complete",
-                    json!({ "why": "all deliveries ended" }),
-                )
-                .await
+                let why = json!({ "why": "all deliveries ended" });
+                self.engine_transition(c, CampaignState::Completed, "campaign.complete", why)
+                    .await?;
+                Ok(false)
             }
         }
-    }
-
-    async fn failures_exceed_threshold(&self, c: &Campaign) -> Result<bool, EngineError> {
-        let counts = self.store.delivery_counts(&c.id).await?;
-        let failed: u64 = counts.iter().filter(|(s, _)| *s == D::Failed).map(|(_, n)| n).sum();
-        let attempted: u64 = counts.iter().filter(|(s, _)| *s != D::Pending).map(|(_, n)| n).sum();
-        Ok(failed > 0 && failed * 100 > u64::from(c.spec.failure_threshold_percent) * attempted)
     }
 
     async fn engine_transition(

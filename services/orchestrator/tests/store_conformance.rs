@@ -304,7 +304,10 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     assert_eq!((d.state, d.sequence, d.wave), (D::Pending, 1, 0));
     assert!(store.open_delivery_for(&b).await.unwrap().is_none(), "wave 1 is not open");
     assert!(!store.channel_credentials(&b).await.unwrap().unwrap().owed, "nor owed");
-    assert_eq!(store.wave_counts("camp").await.unwrap(), vec![(0, 1, 1), (1, 1, 1)]);
+    assert_eq!(
+        store.delivery_tally("camp").await.unwrap().0,
+        vec![(0, D::Pending, 1), (1, D::Pending, 1)]
+    );
 
     assert!(
         store
@@ -382,6 +385,10 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
     let mut counts = store.delivery_counts("camp").await.unwrap();
     counts.sort_by_key(|(s, _)| s.as_str());
     assert_eq!(counts, vec![(D::Expired, 1), (D::Migrated, 1)]);
+    // The sweep's count: by wave, then state.
+    let tally = store.delivery_tally("camp").await.unwrap();
+    assert_eq!(tally.0, vec![(0, D::Migrated, 1), (1, D::Expired, 1)]);
+    assert_eq!((tally.open_up_to(1), tally.attempted(), tally.next_wave_after(0)), (0, 2, Some(1)));
     assert_eq!(store.running_campaigns().await.unwrap(), vec!["camp".to_owned()]);
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::campaign::{Campaign, CampaignState};
-use crate::delivery::{Delivery, DeliveryState, Migration};
+use crate::delivery::{Delivery, DeliveryState, DeliveryTally, Migration};
 use crate::domain::{ConsumerState, Labels, Role, Selector};
 
 pub use postgres::PgStore;
@@ -425,8 +425,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Deliveries of a campaign counted by state.
     async fn delivery_counts(&self, campaign_id: &str) -> StoreResult<Vec<(DeliveryState, u64)>>;
-    /// Per wave: (wave, open deliveries, all deliveries).
-    async fn wave_counts(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64, u64)>>;
+    /// Deliveries of a campaign counted by wave and state, ordered by wave.
+    async fn delivery_tally(&self, campaign_id: &str) -> StoreResult<DeliveryTally>;
     /// The campaign's open wave, and sets it.
     async fn set_current_wave(
         &self,

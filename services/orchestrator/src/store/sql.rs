@@ -93,7 +93,7 @@ macro_rules! sql_store {
         use crate::audit;
         use crate::domain::{ConsumerState, Labels, Role};
         use crate::store::sql::{consumer_listing, delivery_list, placeholders, state_list, AUDIT_COLUMNS, CAMPAIGN_COLUMNS, CONSUMER_COLUMNS, DELIVERY_COLUMNS, TOKEN_COLUMNS};
-        use crate::delivery::{Delivery, DeliveryState, Migration};
+        use crate::delivery::{Delivery, DeliveryState, DeliveryTally, Migration};
         use crate::campaign::{Campaign, CampaignSpec, CampaignState};
         use crate::store::{
             ApiToken, AuditEntry, Consumer, ConsumerQuery, EnrollmentTokenRow, NewAuditEntry,
@@ -963,22 +963,25 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            async fn wave_counts(&self, campaign_id: &str) -> StoreResult<Vec<(u32, u64, u64)>> {
-                let sql = format!(
-                    "SELECT wave, SUM(CASE WHEN state IN ({}) THEN 1 ELSE 0 END) AS open, COUNT(*) AS n \
-                     FROM deliveries WHERE campaign_id = $1 GROUP BY wave ORDER BY wave",
-                    delivery_list(&DeliveryState::OPEN)
-                );
-                let rows = sqlx::query(AssertSqlSafe(sql)).bind(campaign_id).fetch_all(&self.pool).await?;
+            async fn delivery_tally(&self, campaign_id: &str) -> StoreResult<DeliveryTally> {
+                let rows = sqlx::query(
+                    "SELECT wave, state, COUNT(*) AS n FROM deliveries WHERE campaign_id = $1 \
+                     GROUP BY wave, state ORDER BY wave, state",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
                 rows.iter()
                     .map(|r| {
+                        let state: String = r.try_get("state")?;
                         Ok((
                             unsigned("deliveries", r.try_get("wave")?)?,
-                            unsigned("deliveries", r.try_get("open")?)?,
+                            DeliveryState::parse(&state).ok_or_else(|| corrupt("deliveries", &state))?,
                             unsigned("deliveries", r.try_get("n")?)?,
                         ))
                     })
-                    .collect()
+                    .collect::<StoreResult<_>>()
+                    .map(DeliveryTally)
             }
 
             async fn set_current_wave(&self, campaign_id: &str, wave: u32, now: Timestamp) -> StoreResult<()> {
