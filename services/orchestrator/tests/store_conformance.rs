@@ -525,6 +525,11 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
     assert_eq!(store.mark_sent("batch", &sends, 1_301).await.unwrap(), vec![false, false], "CAS");
     let again = Dispatch { consumer_id: ids[0].clone(), from: D::Sent, escape: None };
     assert_eq!(store.mark_sent("batch", &[again], 1_400).await.unwrap(), vec![true]);
+    // One batch whose rows are not all where the engine read them: each is
+    // answered in its place.
+    let resend = |id: &String| Dispatch { consumer_id: id.clone(), from: D::Sent, escape: None };
+    let mixed = [resend(&ids[2]), resend(&ids[1])];
+    assert_eq!(store.mark_sent("batch", &mixed, 1_400).await.unwrap(), vec![false, true]);
     let d = store.delivery("batch", &ids[0]).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts, d.updated_at), (D::Sent, 2, 1_400));
     // Pending ones always; sent ones only once their send is old enough.

@@ -4,8 +4,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres};
 use std::str::FromStr;
 
-use super::StoreResult;
+use std::collections::HashSet;
+
 use super::lease::{Leases, PING_WHEN_IDLE};
+use super::{Dispatch, StoreResult};
 
 /// PostgreSQL store.
 #[derive(Clone, Debug)]
@@ -39,6 +41,40 @@ impl PgStore {
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
         let keep = usize::try_from(max_connections / 2).unwrap_or(0);
         Ok(Self { leases: Leases::new(pool.clone(), keep), pool })
+    }
+}
+
+impl PgStore {
+    /// Records a dispatch's sends in one statement, whatever their number: a
+    /// delivery moves to `sent` only from the state the engine read it in. A
+    /// dispatch of 500 sends was 500 round trips in one transaction.
+    async fn record_sends(
+        pool: &Pool<Postgres>,
+        campaign_id: &str,
+        sends: &[Dispatch],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        let consumers: Vec<&str> = sends.iter().map(|s| s.consumer_id.as_str()).collect();
+        let from: Vec<&str> = sends.iter().map(|s| s.from.as_str()).collect();
+        let escapes: Vec<Option<&[u8]>> = sends.iter().map(|s| s.escape.as_deref()).collect();
+        let moved: HashSet<String> = sqlx::query_scalar(
+            "UPDATE deliveries d SET state = 'sent', \
+             escape_message = COALESCE(s.escape, d.escape_message), \
+             attempts = d.attempts + 1, updated_at = $1 \
+             FROM UNNEST($3::text[], $4::text[], $5::bytea[]) AS s(consumer_id, from_state, escape) \
+             WHERE d.campaign_id = $2 AND d.consumer_id = s.consumer_id AND d.state = s.from_state \
+             RETURNING d.consumer_id",
+        )
+        .bind(now)
+        .bind(campaign_id)
+        .bind(&consumers)
+        .bind(&from)
+        .bind(&escapes)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(sends.iter().map(|s| moved.contains(&s.consumer_id)).collect())
     }
 }
 

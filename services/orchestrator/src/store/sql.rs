@@ -810,25 +810,8 @@ macro_rules! sql_store {
             }
 
             async fn mark_sent(&self, campaign_id: &str, sends: &[crate::store::Dispatch], now: Timestamp) -> StoreResult<Vec<bool>> {
-                let mut tx = self.pool.begin().await?;
-                let mut moved = Vec::with_capacity(sends.len());
-                for send in sends {
-                    let done = sqlx::query(
-                        "UPDATE deliveries SET state = 'sent', escape_message = COALESCE($1, escape_message), \
-                         attempts = attempts + 1, updated_at = $2 \
-                         WHERE campaign_id = $3 AND consumer_id = $4 AND state = $5",
-                    )
-                    .bind(send.escape.as_deref())
-                    .bind(now)
-                    .bind(campaign_id)
-                    .bind(&send.consumer_id)
-                    .bind(send.from.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    moved.push(done.rows_affected() == 1);
-                }
-                tx.commit().await?;
-                Ok(moved)
+                // The back end's own: one statement on PostgreSQL, a transaction here.
+                Self::record_sends(&self.pool, campaign_id, sends, now).await
             }
 
             async fn delivery(&self, campaign_id: &str, consumer_id: &str) -> StoreResult<Option<Delivery>> {

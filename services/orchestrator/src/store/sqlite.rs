@@ -6,8 +6,8 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 
-use super::StoreResult;
 use super::lease::Leases;
+use super::{Dispatch, StoreResult};
 
 /// SQLite store. One connection: SQLite has one writer at a time anyway, and a
 /// single connection makes every transaction serial without busy retries.
@@ -57,3 +57,34 @@ super::sql::sql_store!(
     migrate_in_one = None::<&'static str>,
     skip_locked = ""
 );
+
+impl SqliteStore {
+    /// Records a dispatch's sends in one transaction, a statement each: a delivery
+    /// moves to `sent` only from the state the engine read it in.
+    async fn record_sends(
+        pool: &Pool<Sqlite>,
+        campaign_id: &str,
+        sends: &[Dispatch],
+        now: Timestamp,
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = pool.begin().await?;
+        let mut moved = Vec::with_capacity(sends.len());
+        for send in sends {
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = 'sent', escape_message = COALESCE($1, escape_message), \
+                 attempts = attempts + 1, updated_at = $2 \
+                 WHERE campaign_id = $3 AND consumer_id = $4 AND state = $5",
+            )
+            .bind(send.escape.as_deref())
+            .bind(now)
+            .bind(campaign_id)
+            .bind(&send.consumer_id)
+            .bind(send.from.as_str())
+            .execute(&mut *tx)
+            .await?;
+            moved.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
