@@ -2,7 +2,8 @@
 //! operations, every targeted agent verifies its escape, acknowledges, completes
 //! the hybrid handshake and ratchets; an agent offline at fire time migrates when
 //! it comes back; a drill goes through every step and changes nothing; a deadline
-//! expires what is left; failures past the threshold pause the campaign.
+//! expires what is left; failures past the threshold pause the campaign; no more
+//! escapes are in flight than the campaign's cap allows.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
@@ -188,8 +189,16 @@ async fn hooks_run_after_migration_and_a_failure_is_reported_with_the_hook_named
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_escape_left_unanswered_is_sent_again_unchanged() {
+/// A channel that authenticates like the agent of `state` and then never answers:
+/// the frames the gateway sends it, and the sender that keeps it open.
+async fn silent_channel(
+    f: &Fixture,
+    id: &str,
+    state: &std::path::Path,
+) -> (
+    tonic::Streaming<pqescape_agent::gateway::pb::GatewayFrame>,
+    tokio::sync::mpsc::Sender<pqescape_agent::gateway::pb::AgentFrame>,
+) {
     use pqescape_agent::gateway::pb;
     use pqescape_agent::gateway::pb::agent_gateway_client::AgentGatewayClient;
     use pqescape_agent::tls::{self, Groups};
@@ -197,10 +206,6 @@ async fn an_escape_left_unanswered_is_sent_again_unchanged() {
     use pqescape_message::secret::SecretKey;
     use pqescape_message::types::ConsumerId;
 
-    let f = fixture().await;
-    let agents = enrolled(&f, 1).await;
-    let (id, state) = &agents[0];
-    // A channel that authenticates like the agent and then never answers.
     let s = state_json(state);
     let psk: [u8; 32] =
         hex::decode(s["psks"][0]["psk"].as_str().unwrap()).unwrap().try_into().unwrap();
@@ -230,6 +235,17 @@ async fn an_escape_left_unanswered_is_sent_again_unchanged() {
     tx.send(pb::AgentFrame { frame: Some(pb::agent_frame::Frame::Message(hello)) }).await.unwrap();
     eventually("the silent channel is up", async || f.orchestrator.connections().is_connected(id))
         .await;
+    (inbound, tx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_escape_left_unanswered_is_sent_again_unchanged() {
+    use pqescape_agent::gateway::pb;
+
+    let f = fixture().await;
+    let agents = enrolled(&f, 1).await;
+    let (id, state) = &agents[0];
+    let (mut inbound, _keep) = silent_channel(&f, id, state).await;
 
     let campaign = fire(&f, false, &[100]).await;
     let mut next_escape = async || loop {
@@ -282,6 +298,32 @@ async fn no_more_escapes_are_in_flight_than_the_cap_allows() {
     for child in running {
         child.stop();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cap_holds_across_sweeps_that_share_one_count() {
+    let f = fixture().await;
+    let agents = enrolled(&f, 2).await;
+    let mut channels = Vec::new();
+    for (id, state) in &agents {
+        channels.push(silent_channel(&f, id, state).await);
+    }
+    // Neither agent answers: the first escape stays in flight, and the sweeps of
+    // the next seconds, some of them on the same shared count, must not send the
+    // second.
+    let campaign = fire_capped(&f, false, &[100], 1).await;
+    eventually("one escape out", async || count(&f, &campaign, DeliveryState::Sent).await == 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        (
+            count(&f, &campaign, DeliveryState::Sent).await,
+            count(&f, &campaign, DeliveryState::Pending).await
+        ),
+        (1, 1),
+        "the cap of one held"
+    );
+    drop(channels);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -157,6 +157,30 @@ impl DeliveryTally {
     pub fn next_wave_after(&self, wave: u32) -> Option<u32> {
         self.0.iter().map(|(w, ..)| *w).filter(|w| *w > wave).min()
     }
+
+    /// The stored form: `wave:state:n` items joined by commas.
+    pub fn encode(&self) -> String {
+        let items: Vec<String> =
+            self.0.iter().map(|(w, s, n)| format!("{w}:{}:{n}", s.as_str())).collect();
+        items.join(",")
+    }
+
+    /// Parses [`DeliveryTally::encode`]; `None` if any item is malformed.
+    pub fn decode(s: &str) -> Option<Self> {
+        if s.is_empty() {
+            return Some(Self::default());
+        }
+        s.split(',')
+            .map(|item| {
+                let mut parts = item.split(':');
+                let wave = parts.next()?.parse().ok()?;
+                let state = DeliveryState::parse(parts.next()?)?;
+                let n = parts.next()?.parse().ok()?;
+                parts.next().is_none().then_some((wave, state, n))
+            })
+            .collect::<Option<_>>()
+            .map(Self)
+    }
 }
 
 /// What a successful, non-drill delivery changes on its consumer.
@@ -173,6 +197,18 @@ pub struct Migration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_reads_back_as_stored_and_refuses_what_it_did_not_write() {
+        use DeliveryState as D;
+        let t = DeliveryTally(vec![(0, D::Migrated, 9), (0, D::Sent, 1), (3, D::Pending, 12)]);
+        assert_eq!(t.encode(), "0:migrated:9,0:sent:1,3:pending:12");
+        assert_eq!(DeliveryTally::decode(&t.encode()), Some(t));
+        assert_eq!(DeliveryTally::decode(""), Some(DeliveryTally::default()));
+        for bad in ["0:sent", "0:sent:1:2", "x:sent:1", "0:gone:1", "0:sent:-1", "0:sent:1,"] {
+            assert_eq!(DeliveryTally::decode(bad), None, "{bad}");
+        }
+    }
 
     fn sent(attempts: u32, updated_at: i64) -> Delivery {
         Delivery {

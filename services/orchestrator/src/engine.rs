@@ -25,12 +25,13 @@ use sha2::{Digest, Sha256};
 use crate::Orchestrator;
 use crate::campaign::{Campaign, CampaignState};
 use crate::campaigns::wave_size;
-use crate::clock::now;
+use crate::clock::{now, now_ms};
 use crate::delivery::{Delivery, DeliveryState as D, DeliveryTally, Migration, first_wait};
 use crate::domain::ConsumerState;
 use crate::gateway::pb;
 use crate::secrets::Purpose;
 use crate::store::{ConsumerQuery, DISPATCH_CHUNK, Dispatch, NewAuditEntry, StoreError};
+use crate::tally::Counted;
 
 /// Interval between sweeps.
 pub const SWEEP: Duration = Duration::from_millis(500);
@@ -339,6 +340,7 @@ impl Orchestrator {
         if !done.await? {
             return Ok(false);
         }
+        self.tallies.ended(campaign);
         metrics::counter!("pqescape_deliveries_finished_total", "state" => to.as_str())
             .increment(1);
         tracing::info!(consumer.id = consumer, campaign.id = %campaign, state = to.as_str(), "delivery finished");
@@ -449,17 +451,18 @@ impl Orchestrator {
         if running.is_empty() {
             return Ok(());
         }
+        self.tallies.retain(&running);
         let connected: HashSet<String> = self.connections.consumers().into_iter().collect();
         for id in running {
             let Some(c) = self.store.campaign(&id).await? else { continue };
             if c.state != CampaignState::Running {
                 continue;
             }
-            // One count of the campaign per sweep: every replica sweeps twice a
-            // second, and a count reads all of a campaign's deliveries.
-            let tally = self.store.delivery_tally(&id).await?;
-            if self.steer(&c, &tally).await? {
-                self.dispatch(&c, &tally, &connected).await?;
+            // A count reads all of a campaign's deliveries: one serves every
+            // replica for a second (crate::tally).
+            let counted = self.tallies.count(self.store.as_ref(), &id, now_ms()).await?;
+            if self.steer(&c, &counted.tally).await? {
+                self.dispatch(&c, &counted, &connected).await?;
             }
         }
         Ok(())
@@ -473,10 +476,11 @@ impl Orchestrator {
     async fn dispatch(
         &self,
         c: &Campaign,
-        tally: &DeliveryTally,
+        counted: &Counted,
         connected: &HashSet<String>,
     ) -> Result<(), EngineError> {
-        let in_flight = tally.in_flight();
+        // The count may be a second old: what this replica sent since is out too.
+        let in_flight = self.tallies.in_flight(&c.id, counted);
         let mut budget = u64::from(c.spec.max_in_flight).saturating_sub(in_flight);
         let digest = self
             .store
@@ -495,7 +499,9 @@ impl Orchestrator {
             let owed: Vec<_> =
                 page.into_iter().filter(|(d, _)| connected.contains(&d.consumer_id)).collect();
             for chunk in owed.chunks(DISPATCH_CHUNK) {
-                budget = self.send_chunk(c, chunk, budget, digest, (at, first)).await?;
+                let left = self.send_chunk(c, chunk, budget, digest, (at, first)).await?;
+                self.tallies.sent(&c.id, counted.at_ms, budget.saturating_sub(left));
+                budget = left;
             }
             if !full {
                 break;

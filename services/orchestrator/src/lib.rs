@@ -33,6 +33,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tally;
 pub mod telemetry;
 pub mod tls;
 

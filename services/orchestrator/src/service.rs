@@ -58,6 +58,8 @@ pub struct Orchestrator {
     pub(crate) answered: crate::recent::Recent<crate::engine::Answered>,
     /// The PSK this replica committed last for each migrated consumer.
     pub(crate) committed: crate::recent::Recent<crate::store::SealedPsk>,
+    /// The escapes this replica sent since each campaign's shared count.
+    pub(crate) tallies: crate::tally::Tallies,
 }
 
 impl Orchestrator {
@@ -85,6 +87,7 @@ impl Orchestrator {
             signs_handshakes: Default::default(),
             answered: Default::default(),
             committed: Default::default(),
+            tallies: Default::default(),
         })
     }
 

@@ -580,6 +580,58 @@ async fn heartbeats_skip_rows_a_firing_campaign_holds() {
     db.drop_now().await;
 }
 
+async fn a_campaign_is_counted_once_for_every_replica(store: Arc<dyn Store>) {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::delivery::DeliveryState as D;
+    use pqescape_orchestrator::tally::{Counted, SharedTally, Tallies};
+    let a = register(store.as_ref(), 1, &[]).await;
+    let b = register(store.as_ref(), 2, &[]).await;
+    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
+        "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
+    }))
+    .unwrap();
+    let c = Campaign {
+        id: "camp".into(),
+        spec: req.validate(1_000).unwrap(),
+        state: S::Running,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: None,
+        finished_at: None,
+    };
+    store.insert_campaign(&c).await.unwrap();
+    store.create_deliveries("camp", &[(a.clone(), 0), (b, 0)], 1_100).await.unwrap();
+
+    // The claim is a compare-and-set on the claim read before it.
+    assert_eq!(store.shared_tally("camp").await.unwrap(), None);
+    assert!(store.claim_tally("camp", None, 10_000).await.unwrap());
+    assert!(!store.claim_tally("camp", None, 10_001).await.unwrap(), "claimed already");
+    let claimed = SharedTally { claimed_at_ms: 10_000, counted: None };
+    assert_eq!(store.shared_tally("camp").await.unwrap(), Some(claimed));
+    let counted = Counted { tally: store.delivery_tally("camp").await.unwrap(), at_ms: 10_000 };
+    store.save_tally("camp", &counted).await.unwrap();
+    assert!(!store.claim_tally("camp", Some(9_000), 11_000).await.unwrap(), "not the claim read");
+    assert!(store.claim_tally("camp", Some(10_000), 11_000).await.unwrap());
+    let shared = store.shared_tally("camp").await.unwrap().unwrap();
+    assert_eq!((shared.claimed_at_ms, shared.counted), (11_000, Some(counted)), "counts kept");
+
+    // Two replicas: the first to find the count old makes the next; the other
+    // reads it until it is old in turn.
+    let (one, two) = (Tallies::default(), Tallies::default());
+    let first = one.count(store.as_ref(), "camp", 20_000).await.unwrap();
+    assert_eq!((first.at_ms, first.tally.0.clone()), (20_000, vec![(0, D::Pending, 2)]));
+    store
+        .update_delivery("camp", &a, &[D::Pending], D::Sent, None, Some(b"esc"), None, 1_300)
+        .await
+        .unwrap();
+    assert_eq!(two.count(store.as_ref(), "camp", 20_400).await.unwrap(), first, "shared");
+    let next = two.count(store.as_ref(), "camp", 21_000).await.unwrap();
+    assert_eq!((next.at_ms, next.tally.0), (21_000, vec![(0, D::Pending, 1), (0, D::Sent, 1)]));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -618,4 +670,5 @@ conformance!(
     deliveries_follow_their_state_machine,
     deliveries_are_listed_by_name_and_counted_over_time,
     dispatch_and_heartbeats_work_in_batches,
+    a_campaign_is_counted_once_for_every_replica,
 );

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::campaign::{Campaign, CampaignState};
 use crate::delivery::{Delivery, DeliveryState, DeliveryTally, Migration};
 use crate::domain::{ConsumerState, Labels, Role, Selector};
+use crate::tally::{Counted, SharedTally};
 
 pub use postgres::PgStore;
 pub use report::{DeliveryQuery, DeliveryRow, EndedInBucket};
@@ -427,6 +428,20 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_counts(&self, campaign_id: &str) -> StoreResult<Vec<(DeliveryState, u64)>>;
     /// Deliveries of a campaign counted by wave and state, ordered by wave.
     async fn delivery_tally(&self, campaign_id: &str) -> StoreResult<DeliveryTally>;
+    /// The campaign's shared count: the last claim to make one and the last one
+    /// stored (see [`crate::tally`]). A stored count that does not parse reads
+    /// as none: it is only ever a copy of [`Store::delivery_tally`].
+    async fn shared_tally(&self, campaign_id: &str) -> StoreResult<Option<SharedTally>>;
+    /// Claims the next shared count at `now_ms`, if the last claim is still the
+    /// one read (`seen`, `None` for no claim yet). False if another got there first.
+    async fn claim_tally(
+        &self,
+        campaign_id: &str,
+        seen: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Stores a count made under a claim.
+    async fn save_tally(&self, campaign_id: &str, counted: &Counted) -> StoreResult<()>;
     /// The campaign's open wave, and sets it.
     async fn set_current_wave(
         &self,

@@ -967,6 +967,65 @@ macro_rules! sql_store {
                     .map(DeliveryTally)
             }
 
+            async fn shared_tally(&self, campaign_id: &str) -> StoreResult<Option<crate::tally::SharedTally>> {
+                let row = sqlx::query(
+                    "SELECT claimed_at_ms, counted_at_ms, counts FROM campaign_tallies WHERE campaign_id = $1",
+                )
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let counted_at: Option<i64> = row.try_get("counted_at_ms")?;
+                let counts: Option<String> = row.try_get("counts")?;
+                let counted = match (counted_at, counts) {
+                    (Some(at_ms), Some(counts)) => {
+                        let tally = DeliveryTally::decode(&counts);
+                        if tally.is_none() {
+                            tracing::warn!(campaign.id = %campaign_id, "stored count of deliveries does not parse; counting again");
+                        }
+                        tally.map(|tally| crate::tally::Counted { tally, at_ms })
+                    }
+                    _ => None,
+                };
+                Ok(Some(crate::tally::SharedTally { claimed_at_ms: row.try_get("claimed_at_ms")?, counted }))
+            }
+
+            async fn claim_tally(&self, campaign_id: &str, seen: Option<i64>, now_ms: i64) -> StoreResult<bool> {
+                let done = match seen {
+                    None => sqlx::query(
+                        "INSERT INTO campaign_tallies (campaign_id, claimed_at_ms) VALUES ($1, $2) \
+                         ON CONFLICT (campaign_id) DO NOTHING",
+                    )
+                    .bind(campaign_id)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?,
+                    Some(seen) => sqlx::query(
+                        "UPDATE campaign_tallies SET claimed_at_ms = $1 WHERE campaign_id = $2 AND claimed_at_ms = $3",
+                    )
+                    .bind(now_ms)
+                    .bind(campaign_id)
+                    .bind(seen)
+                    .execute(&self.pool)
+                    .await?,
+                };
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn save_tally(&self, campaign_id: &str, counted: &crate::tally::Counted) -> StoreResult<()> {
+                // A slow claimer's count does not replace a newer one.
+                sqlx::query(
+                    "UPDATE campaign_tallies SET counted_at_ms = $1, counts = $2 \
+                     WHERE campaign_id = $3 AND (counted_at_ms IS NULL OR counted_at_ms < $1)",
+                )
+                    .bind(counted.at_ms)
+                    .bind(counted.tally.encode())
+                    .bind(campaign_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn set_current_wave(&self, campaign_id: &str, wave: u32, now: Timestamp) -> StoreResult<()> {
                 sqlx::query("UPDATE campaigns SET current_wave = $1, updated_at = $2 WHERE id = $3")
                     .bind(i64::from(wave))
