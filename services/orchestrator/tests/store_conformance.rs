@@ -39,6 +39,28 @@ async fn register(store: &dyn Store, n: u32, pairs: &[(&str, &str)]) -> String {
     id
 }
 
+/// Campaign `id` in `state`, planned by `plan` (a campaign request's JSON) at 1,000.
+fn campaign(
+    id: &str,
+    state: pqescape_orchestrator::campaign::CampaignState,
+    plan: serde_json::Value,
+) -> pqescape_orchestrator::campaign::Campaign {
+    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest};
+    let req: CampaignRequest = serde_json::from_value(plan).unwrap();
+    Campaign {
+        id: id.into(),
+        spec: req.validate(1_000).unwrap(),
+        state,
+        manifest_digest: None,
+        created_by: "op".into(),
+        created_at: 1_000,
+        updated_at: 1_000,
+        armed_at: None,
+        fired_at: None,
+        finished_at: None,
+    }
+}
+
 async fn consumers_register_list_and_page(store: Arc<dyn Store>) {
     for n in 0..7 {
         let env = if n % 2 == 0 { "prod" } else { "test" };
@@ -187,24 +209,15 @@ async fn settings_and_signing_key_are_set_once(store: Arc<dyn Store>) {
 }
 
 async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
-    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
-    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
-        "name": "c", "selector": "env=prod", "target_suite": "x25519-mlkem1024", "deadline": 5_000,
-        "waves": [5, 100], "drill": true, "directives": "{\"reload\":true}"
-    }))
-    .unwrap();
-    let c = Campaign {
-        id: "c1".into(),
-        spec: req.validate(1_000).unwrap(),
-        state: S::Draft,
-        manifest_digest: None,
-        created_by: "op".into(),
-        created_at: 1_000,
-        updated_at: 1_000,
-        armed_at: None,
-        fired_at: None,
-        finished_at: None,
-    };
+    use pqescape_orchestrator::campaign::CampaignState as S;
+    let c = campaign(
+        "c1",
+        S::Draft,
+        serde_json::json!({
+            "name": "c", "selector": "env=prod", "target_suite": "x25519-mlkem1024", "deadline": 5_000,
+            "waves": [5, 100], "drill": true, "directives": "{\"reload\":true}"
+        }),
+    );
     store.insert_campaign(&c).await.unwrap();
     assert_eq!(store.campaign("c1").await.unwrap().unwrap(), c, "round trip");
 
@@ -267,26 +280,17 @@ async fn campaigns_move_only_along_their_rules(store: Arc<dyn Store>) {
 }
 
 async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
-    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::campaign::CampaignState as S;
     use pqescape_orchestrator::delivery::{DeliveryState as D, Migration};
     let a = register(store.as_ref(), 1, &[]).await;
     let b = register(store.as_ref(), 2, &[]).await;
-    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
-        "name": "d", "target_suite": "x25519-mlkem768", "deadline": 5_000, "waves": [50, 100]
-    }))
-    .unwrap();
-    let c = Campaign {
-        id: "camp".into(),
-        spec: req.validate(1_000).unwrap(),
-        state: S::Draft,
-        manifest_digest: None,
-        created_by: "op".into(),
-        created_at: 1_000,
-        updated_at: 1_000,
-        armed_at: None,
-        fired_at: None,
-        finished_at: None,
-    };
+    let c = campaign(
+        "camp",
+        S::Draft,
+        serde_json::json!({
+            "name": "d", "target_suite": "x25519-mlkem768", "deadline": 5_000, "waves": [50, 100]
+        }),
+    );
     store.insert_campaign(&c).await.unwrap();
     let targets = vec![(a.clone(), 0), (b.clone(), 1)];
     assert_eq!(store.create_deliveries("camp", &targets, 1_100).await.unwrap(), 2);
@@ -393,27 +397,21 @@ async fn deliveries_follow_their_state_machine(store: Arc<dyn Store>) {
 }
 
 async fn deliveries_are_listed_by_name_and_counted_over_time(store: Arc<dyn Store>) {
-    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::campaign::{Campaign, CampaignState as S};
     use pqescape_orchestrator::delivery::DeliveryState as D;
     let mut ids = Vec::new();
     for n in [3, 1, 2, 4] {
         ids.push(register(store.as_ref(), n, &[]).await);
     }
-    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
-        "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
-    }))
-    .unwrap();
     let c = Campaign {
-        id: "tl".into(),
-        spec: req.validate(1_000).unwrap(),
-        state: S::Running,
-        manifest_digest: None,
-        created_by: "op".into(),
-        created_at: 1_000,
-        updated_at: 1_000,
-        armed_at: None,
         fired_at: Some(1_000),
-        finished_at: None,
+        ..campaign(
+            "tl",
+            S::Running,
+            serde_json::json!({
+                "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
+            }),
+        )
     };
     store.insert_campaign(&c).await.unwrap();
     let targets: Vec<(String, u32)> = ids.iter().map(|id| (id.clone(), 0)).collect();
@@ -466,7 +464,7 @@ async fn deliveries_are_listed_by_name_and_counted_over_time(store: Arc<dyn Stor
 }
 
 async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
-    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::campaign::CampaignState as S;
     use pqescape_orchestrator::delivery::DeliveryState as D;
     use pqescape_orchestrator::store::Dispatch;
     let mut ids = Vec::new();
@@ -476,22 +474,13 @@ async fn dispatch_and_heartbeats_work_in_batches(store: Arc<dyn Store>) {
         assert!(store.complete_enrollment(&format!("tok{n}"), &psk, 500).await.unwrap());
         ids.push(id);
     }
-    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
-        "name": "b", "target_suite": "x25519-mlkem768", "deadline": 5_000
-    }))
-    .unwrap();
-    let c = Campaign {
-        id: "batch".into(),
-        spec: req.validate(1_000).unwrap(),
-        state: S::Draft,
-        manifest_digest: None,
-        created_by: "op".into(),
-        created_at: 1_000,
-        updated_at: 1_000,
-        armed_at: None,
-        fired_at: None,
-        finished_at: None,
-    };
+    let c = campaign(
+        "batch",
+        S::Draft,
+        serde_json::json!({
+            "name": "b", "target_suite": "x25519-mlkem768", "deadline": 5_000
+        }),
+    );
     store.insert_campaign(&c).await.unwrap();
     let targets: Vec<(String, u32)> = ids.iter().map(|id| (id.clone(), 0)).collect();
     assert_eq!(store.create_deliveries("batch", &targets, 1_100).await.unwrap(), 3);
@@ -581,27 +570,18 @@ async fn heartbeats_skip_rows_a_firing_campaign_holds() {
 }
 
 async fn a_campaign_is_counted_once_for_every_replica(store: Arc<dyn Store>) {
-    use pqescape_orchestrator::campaign::{Campaign, CampaignRequest, CampaignState as S};
+    use pqescape_orchestrator::campaign::CampaignState as S;
     use pqescape_orchestrator::delivery::DeliveryState as D;
     use pqescape_orchestrator::tally::{Counted, SharedTally, Tallies};
     let a = register(store.as_ref(), 1, &[]).await;
     let b = register(store.as_ref(), 2, &[]).await;
-    let req: CampaignRequest = serde_json::from_value(serde_json::json!({
-        "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
-    }))
-    .unwrap();
-    let c = Campaign {
-        id: "camp".into(),
-        spec: req.validate(1_000).unwrap(),
-        state: S::Running,
-        manifest_digest: None,
-        created_by: "op".into(),
-        created_at: 1_000,
-        updated_at: 1_000,
-        armed_at: None,
-        fired_at: None,
-        finished_at: None,
-    };
+    let c = campaign(
+        "camp",
+        S::Running,
+        serde_json::json!({
+            "name": "t", "target_suite": "x25519-mlkem768", "deadline": 5_000
+        }),
+    );
     store.insert_campaign(&c).await.unwrap();
     store.create_deliveries("camp", &[(a.clone(), 0), (b, 0)], 1_100).await.unwrap();
 
