@@ -66,7 +66,11 @@ impl Tallies {
     /// otherwise a new one if this replica wins the claim, otherwise the last.
     pub async fn count(&self, store: &dyn Store, id: &str, now_ms: i64) -> StoreResult<Counted> {
         let shared = store.shared_tally(id).await?;
-        let fresh = shared.as_ref().is_some_and(|s| (now_ms - s.claimed_at_ms).abs() < MAX_AGE_MS);
+        // Either side of now: a replica whose clock runs ahead does not keep the
+        // others from counting for longer than that.
+        let fresh = shared
+            .as_ref()
+            .is_some_and(|s| now_ms.abs_diff(s.claimed_at_ms) < MAX_AGE_MS.unsigned_abs());
         if !fresh {
             let seen = shared.as_ref().map(|s| s.claimed_at_ms);
             if store.claim_tally(id, seen, now_ms).await? {
